@@ -1,0 +1,45 @@
+"""Atomic checkpoint writes and safe loads (``torch.load(weights_only=True)``)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, unreadable or does not fit the model."""
+
+
+def save_atomic(obj: dict, path: str | Path) -> None:
+    """Write ``obj`` with ``torch.save`` to a temporary file beside ``path``, then
+    rename it over ``path``: a crash mid-write never leaves a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load a checkpoint written by ``save_atomic`` without unpickling code."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"no checkpoint at {path}; train first (pyro-hypervae train --out {path.parent})")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for corrupt files
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or not a pyro-hypervae checkpoint ({type(e).__name__}: {e}); "
+            "delete it and train again, or restore it from a backup"
+        ) from None

@@ -1,0 +1,98 @@
+"""Evaluation: the paper's Table 1 columns per task and averaged.
+
+For task t, theta_t is decoded from the posterior mean of q(u | D_t) where the
+task summary D_t is the task's *training* points (for the random-point encoder
+the mean is averaged over every training point as the random draw); the pooled
+VAE uses its single theta. Then, for each evaluated point x, in nats:
+
+* neg_elbo: E_q(z|x)[-log p(x|z, theta_t)] + KL(q(z|x) || p(z))
+* nll: -log p(x | theta_t) by importance sampling with q(z|x) as proposal and K
+  samples: -log (1/K sum_k p(x|z_k) p(z_k) / q(z_k|x))
+* kl_z: KL(q(z|x) || p(z)), closed form
+* kl_u: KL(q(u|D_t) || p(u)) divided by the number of evaluated points of the
+  task (the model's description length per point); ``kl_u_task`` is the total.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Dict
+
+import torch
+from pyro import distributions as dist
+from torch import Tensor
+from torch.distributions import kl_divergence
+
+from .data import TaskDataset
+from .model import HyperVAE, TargetHierarchy
+from .target import Params
+
+TASK_SUMMARY = "posterior mean of q(u | the task's training points); random_point encoder: averaged over all of them"
+
+
+@torch.no_grad()
+def point_metrics(model: TargetHierarchy, x: Tensor, theta: Params, num_samples: int = 1024, chunk: int = 128) -> Dict[str, Tensor]:
+    """Per-point neg_elbo, nll, kl_z for points x (n,) + x_shape under one target
+    VAE's parameters theta {name: (1, *shape)}; K = ``num_samples`` importance
+    samples drawn ``chunk`` at a time."""
+    target = model.target
+    x = x.unsqueeze(0)  # (1, n) + x_shape
+    loc, scale = target.encode(x, theta)  # (1, n, Z)
+    q = dist.Normal(loc, scale).to_event(1)
+    p_z = dist.Normal(torch.zeros_like(loc), torch.ones_like(scale)).to_event(1)
+    kl_z = kl_divergence(q, p_z)[0]
+    log_w, log_px = [], []
+    for start in range(0, num_samples, chunk):
+        k = min(chunk, num_samples - start)
+        z = q.sample((k,))  # (k, 1, n, Z)
+        lp = target.x_dist(target.decode(z, theta)).log_prob(x)  # (k, 1, n)
+        log_px.append(lp[:, 0])
+        log_w.append((lp + p_z.log_prob(z) - q.log_prob(z))[:, 0])
+    log_w = torch.cat(log_w)
+    nll = -(torch.logsumexp(log_w, 0) - math.log(num_samples))
+    neg_elbo = -torch.cat(log_px).mean(0) + kl_z
+    return {"neg_elbo": neg_elbo, "nll": nll, "kl_z": kl_z}
+
+
+@torch.no_grad()
+def evaluate(model: TargetHierarchy, data: TaskDataset, split: str = "test", num_samples: int = 1024) -> dict:
+    """Metrics per task and their mean over tasks, in nats per point."""
+    model.eval()
+    keys = ["nll", "neg_elbo", "kl_z"] + (["kl_u"] if isinstance(model, HyperVAE) else [])
+    tasks = {}
+    for t, name in enumerate(data.task_names):
+        x_eval = data.points(t, split)
+        if len(x_eval) == 0:
+            continue
+        summary = data.points(t, "train").unsqueeze(0)
+        theta = model.task_theta(summary)  # {name: (1, *shape)}
+        m = {k: v.mean().item() for k, v in point_metrics(model, x_eval, theta, num_samples).items()}
+        if isinstance(model, HyperVAE):
+            kl_u = model.kl_u(summary)[0].item()
+            m["kl_u"] = kl_u / len(x_eval)
+            m["kl_u_task"] = kl_u
+        m["n_points"] = len(x_eval)
+        tasks[name] = m
+    if not tasks:
+        raise ValueError(f"no {split} points to evaluate in {data.name}")
+    mean = {k: sum(m[k] for m in tasks.values()) / len(tasks) for k in keys}
+    return {
+        "model": model.kind,
+        "dataset": data.name,
+        "split": split,
+        "num_samples": num_samples,
+        "task_summary": TASK_SUMMARY if isinstance(model, HyperVAE) else "one shared theta (pooled VAE)",
+        "binarization": data.info.get("binarization"),
+        "tasks": tasks,
+        "mean": mean,
+    }
+
+
+def format_table(results: list[dict]) -> str:
+    """A markdown table of mean metrics, one row per result."""
+    cols = ["nll", "neg_elbo", "kl_z", "kl_u"]
+    lines = ["| model | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for r in results:
+        cells = [f"{r['mean'][c]:.2f}" if c in r["mean"] else "-" for c in cols]
+        lines.append(f"| {r['model']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,207 @@
+"""The hierarchy as a Pyro model and guide.
+
+HyperVAE (Nguyen et al. 2021)::
+
+    with plate("tasks", T, dim=-2):
+        u_t ~ p(u)                                   site "u", event (u_dim,)
+        theta_t = g_gamma(u_t)                        site "theta" (deterministic)
+        with plate("points", N, dim=-1):
+            z_ti ~ N(0, I)                            site "z", event (z_dim,)
+            x_ti ~ p(x | z_ti, theta_t)               site "x", observed
+
+    guide:  u_t ~ q(u | D_t)  (task encoder);  z_ti ~ q(z | x_ti, theta_t)
+            (the target VAE's own encoder, with generated weights)
+
+The pooled VAE baseline runs the same target VAE, plates and likelihood, with one
+point-estimate theta shared by every task and no u.
+
+Data come in task batches ``x`` of shape (T, N) + x_shape: T tasks, N points each.
+"""
+
+from __future__ import annotations
+
+from typing import Dict
+
+import pyro
+import torch
+from pyro import distributions as dist
+from torch import Tensor, nn
+from torch.distributions import kl_divergence
+
+from .hyperdecoder import MatrixHyperDecoder, flatten_params, unflatten_params
+from .priors import StandardNormalPrior
+from .target import Params, TargetVAE
+from .task_encoder import TaskEncoder, make_task_encoder
+
+MAX_PLATE_NESTING = 2
+TASK_DIM, POINT_DIM = -2, -1
+
+
+class TargetHierarchy(nn.Module):
+    """What HyperVAE and the pooled VAE share: the points level of the model and
+    guide, and the evaluation interface.
+
+    Subclasses define ``model(x)``, ``guide(x)`` and ``task_theta(x_summary)``.
+    """
+
+    kind: str = ""
+
+    def __init__(self, target: TargetVAE):
+        super().__init__()
+        self.target = target
+
+    # -- the points level, inside the tasks plate ------------------------
+    def _model_points(self, x: Tensor, theta: Params) -> None:
+        z_dim = self.target.z_dim
+        with pyro.plate("points", x.shape[1], dim=POINT_DIM):
+            loc = x.new_zeros(z_dim)
+            z = pyro.sample("z", dist.Normal(loc, torch.ones_like(loc)).to_event(1))
+            out = self.target.decode(z, theta)
+            pyro.sample("x", self.target.x_dist(out), obs=x)
+
+    def _guide_points(self, x: Tensor, theta: Params) -> None:
+        with pyro.plate("points", x.shape[1], dim=POINT_DIM):
+            loc, scale = self.target.encode(x, theta)
+            pyro.sample("z", dist.Normal(loc, scale).to_event(1))
+
+    def _check_batch(self, x: Tensor) -> None:
+        want = self.target.x_shape
+        if x.dim() != 2 + len(want) or tuple(x.shape[2:]) != want:
+            raise ValueError(
+                f"expected a task batch shaped (tasks, points) + {want}, got {tuple(x.shape)}"
+            )
+
+    # -- evaluation -------------------------------------------------------
+    def task_theta(self, x_summary: Tensor) -> Params:
+        """Parameters of each task's target VAE: x_summary (T, N) + x_shape -> {name: (T, *shape)}."""
+        raise NotImplementedError
+
+    def param_counts(self) -> Dict[str, int]:
+        raise NotImplementedError
+
+
+class HyperVAE(TargetHierarchy):
+    """A distribution over target VAEs, one per task, decoded from a hyper-latent u.
+
+    Args:
+        target: the target family (``MLPVAE``, ``ConvVAE``), whose every parameter
+            is generated.
+        u_dim: hyper-latent size (10 in the paper).
+        rank: side r of the matrix network's shared matrix (20 in the paper).
+        trunk_width: width of the hyper-decoder's dense layer.
+        task_encoder: ``"random_point"`` (the paper) or ``"set"``, or a
+            ``TaskEncoder`` instance.
+        prior: a prior module over u (default N(0, I)).
+        record_theta: record the flattened generated theta as the deterministic
+            site ``"theta"`` (turn off for speed when nobody reads the trace).
+    """
+
+    kind = "hypervae"
+
+    def __init__(
+        self,
+        target: TargetVAE,
+        u_dim: int = 10,
+        rank: int = 20,
+        trunk_width: int = 100,
+        task_encoder: str | TaskEncoder = "random_point",
+        prior: nn.Module | None = None,
+        record_theta: bool = True,
+    ):
+        super().__init__(target)
+        self.u_dim = u_dim
+        self.hyper_decoder = MatrixHyperDecoder(target, u_dim, rank, trunk_width)
+        self.task_encoder = (
+            task_encoder if isinstance(task_encoder, nn.Module) else make_task_encoder(task_encoder, target, u_dim)
+        )
+        self.prior = prior if prior is not None else StandardNormalPrior(u_dim)
+        self.record_theta = record_theta
+
+    def model(self, x: Tensor) -> None:
+        """p(x, z, u) for a task batch x (T, N) + x_shape."""
+        self._check_batch(x)
+        with pyro.plate("tasks", x.shape[0], dim=TASK_DIM):
+            u = pyro.sample("u", self.prior())  # (..., T, 1, u_dim)
+            theta = self.hyper_decoder(u.squeeze(TASK_DIM))  # {name: (..., T, *shape)}
+            if self.record_theta:
+                # decode from the recorded value, so the trace reads u -> theta -> x
+                shapes = self.target.param_shapes
+                flat = pyro.deterministic("theta", flatten_params(theta, shapes, shapes).unsqueeze(TASK_DIM), event_dim=1)
+                theta = unflatten_params(flat.squeeze(TASK_DIM), shapes)
+            self._model_points(x, theta)
+
+    def guide(self, x: Tensor) -> None:
+        """q(u | D_t) q(z | x, theta(u)) for a task batch x (T, N) + x_shape."""
+        self._check_batch(x)
+        with pyro.plate("tasks", x.shape[0], dim=TASK_DIM):
+            loc, scale = self.task_encoder(x)  # (T, u_dim)
+            q_u = dist.Normal(loc.unsqueeze(TASK_DIM), scale.unsqueeze(TASK_DIM)).to_event(1)
+            u = pyro.sample("u", q_u)
+            theta_q = self.hyper_decoder(u.squeeze(TASK_DIM), names=self.target.encoder_names)
+            self._guide_points(x, theta_q)
+
+    # -- evaluation -------------------------------------------------------
+    @torch.no_grad()
+    def posterior_u(self, x_summary: Tensor):
+        """Mean and scale of q(u | D_t) with the encoder in eval mode: (T, u_dim) each."""
+        was_training = self.task_encoder.training
+        self.task_encoder.eval()
+        try:
+            return self.task_encoder(x_summary)
+        finally:
+            self.task_encoder.train(was_training)
+
+    @torch.no_grad()
+    def task_theta(self, x_summary):
+        loc, _ = self.posterior_u(x_summary)
+        return self.hyper_decoder(loc)
+
+    @torch.no_grad()
+    def kl_u(self, x_summary: Tensor, num_samples: int = 256) -> Tensor:
+        """KL(q(u | D_t) || p(u)) per task, in nats: (T,). Closed form when the prior
+        is Normal, else a Monte Carlo estimate with ``num_samples`` draws."""
+        loc, scale = self.posterior_u(x_summary)
+        q = dist.Normal(loc, scale).to_event(1)
+        p = self.prior()
+        try:
+            return kl_divergence(q, p.expand(q.batch_shape))
+        except NotImplementedError:
+            u = q.rsample((num_samples,))
+            return (q.log_prob(u) - p.log_prob(u)).mean(0)
+
+    def param_counts(self):
+        return {
+            "target": self.target.num_params(),
+            "hyper_decoder": self.hyper_decoder.num_params(),
+            "task_encoder": sum(p.numel() for p in self.task_encoder.parameters()),
+            "prior": sum(p.numel() for p in self.prior.parameters()),
+        }
+
+
+class PooledVAE(TargetHierarchy):
+    """The baseline: one target VAE for all tasks' points; theta is a point estimate."""
+
+    kind = "vae"
+
+    def __init__(self, target: TargetVAE):
+        super().__init__(target)
+        init = target.init_params()
+        self.theta = nn.ParameterDict({n: nn.Parameter(t.unsqueeze(0)) for n, t in init.items()})
+
+    def model(self, x: Tensor) -> None:
+        self._check_batch(x)
+        with pyro.plate("tasks", x.shape[0], dim=TASK_DIM):
+            self._model_points(x, dict(self.theta))
+
+    def guide(self, x: Tensor) -> None:
+        self._check_batch(x)
+        with pyro.plate("tasks", x.shape[0], dim=TASK_DIM):
+            self._guide_points(x, dict(self.theta))
+
+    @torch.no_grad()
+    def task_theta(self, x_summary):
+        T = x_summary.shape[0]
+        return {n: p.expand((T,) + p.shape[1:]) for n, p in self.theta.items()}
+
+    def param_counts(self):
+        return {"target": self.target.num_params()}
