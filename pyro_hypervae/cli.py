@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -12,6 +13,10 @@ from .config import Config
 from .data import DataError, load_dataset
 from .evaluate import evaluate, format_table
 from .train import NonFiniteLossError, build_model, fit, load_run
+
+# Commands that live beside the feature they expose: each module has
+# ``register(subparsers)``, which adds its parser(s) with ``set_defaults(func=...)``.
+EXTRA_COMMANDS: list[str] = []
 
 # config keys settable from the command line: flag -> (type, help)
 OVERRIDES = {
@@ -145,6 +150,9 @@ def main(argv=None) -> int:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_overrides(p)
     p.set_defaults(func=cmd_demo)
+
+    for module in EXTRA_COMMANDS:
+        importlib.import_module(module).register(sub)
 
     args = parser.parse_args(argv)
     try:

@@ -80,6 +80,33 @@ class TargetHierarchy(nn.Module):
         raise NotImplementedError
 
 
+class AmortizedUGuide(nn.Module):
+    """q(u | D_t) = N(loc, scale^2) from a task encoder, amortized over tasks.
+
+    The u-guide interface (what ``HyperVAE.guide`` calls), for any replacement:
+    ``forward(x)`` samples site ``"u"`` inside the caller's ``tasks`` plate and
+    returns it, shape (..., T, 1, u_dim); ``posterior(x)`` returns the mean and
+    scale of q(u | D_t), (T, u_dim) each, for evaluation.
+    """
+
+    def __init__(self, encoder: TaskEncoder):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, x: Tensor) -> Tensor:
+        loc, scale = self.encoder(x)  # (T, u_dim)
+        return pyro.sample("u", dist.Normal(loc.unsqueeze(TASK_DIM), scale.unsqueeze(TASK_DIM)).to_event(1))
+
+    @torch.no_grad()
+    def posterior(self, x: Tensor):
+        was_training = self.encoder.training
+        self.encoder.eval()
+        try:
+            return self.encoder(x)
+        finally:
+            self.encoder.train(was_training)
+
+
 class HyperVAE(TargetHierarchy):
     """A distribution over target VAEs, one per task, decoded from a hyper-latent u.
 
@@ -90,7 +117,8 @@ class HyperVAE(TargetHierarchy):
         rank: side r of the matrix network's shared matrix (20 in the paper).
         trunk_width: width of the hyper-decoder's dense layer.
         task_encoder: ``"random_point"`` (the paper) or ``"set"``, or a
-            ``TaskEncoder`` instance.
+            ``TaskEncoder`` instance; it becomes the default u-guide,
+            ``AmortizedUGuide``. Swap the u-guide with ``hvae.u_guide = ...``.
         prior: a prior module over u (default N(0, I)).
         record_theta: record the flattened generated theta as the deterministic
             site ``"theta"`` (turn off for speed when nobody reads the trace).
@@ -111,9 +139,8 @@ class HyperVAE(TargetHierarchy):
         super().__init__(target)
         self.u_dim = u_dim
         self.hyper_decoder = MatrixHyperDecoder(target, u_dim, rank, trunk_width)
-        self.task_encoder = (
-            task_encoder if isinstance(task_encoder, nn.Module) else make_task_encoder(task_encoder, target, u_dim)
-        )
+        encoder = task_encoder if isinstance(task_encoder, nn.Module) else make_task_encoder(task_encoder, target, u_dim)
+        self.u_guide: nn.Module = AmortizedUGuide(encoder)
         self.prior = prior if prior is not None else StandardNormalPrior(u_dim)
         self.record_theta = record_theta
 
@@ -134,22 +161,15 @@ class HyperVAE(TargetHierarchy):
         """q(u | D_t) q(z | x, theta(u)) for a task batch x (T, N) + x_shape."""
         self._check_batch(x)
         with pyro.plate("tasks", x.shape[0], dim=TASK_DIM):
-            loc, scale = self.task_encoder(x)  # (T, u_dim)
-            q_u = dist.Normal(loc.unsqueeze(TASK_DIM), scale.unsqueeze(TASK_DIM)).to_event(1)
-            u = pyro.sample("u", q_u)
+            u = self.u_guide(x)  # samples site "u": (..., T, 1, u_dim)
             theta_q = self.hyper_decoder(u.squeeze(TASK_DIM), names=self.target.encoder_names)
             self._guide_points(x, theta_q)
 
     # -- evaluation -------------------------------------------------------
     @torch.no_grad()
     def posterior_u(self, x_summary: Tensor):
-        """Mean and scale of q(u | D_t) with the encoder in eval mode: (T, u_dim) each."""
-        was_training = self.task_encoder.training
-        self.task_encoder.eval()
-        try:
-            return self.task_encoder(x_summary)
-        finally:
-            self.task_encoder.train(was_training)
+        """Mean and scale of q(u | D_t) under the current u-guide: (T, u_dim) each."""
+        return self.u_guide.posterior(x_summary)
 
     @torch.no_grad()
     def task_theta(self, x_summary):
@@ -173,7 +193,7 @@ class HyperVAE(TargetHierarchy):
         return {
             "target": self.target.num_params(),
             "hyper_decoder": self.hyper_decoder.num_params(),
-            "task_encoder": sum(p.numel() for p in self.task_encoder.parameters()),
+            "u_guide": sum(p.numel() for p in self.u_guide.parameters()),
             "prior": sum(p.numel() for p in self.prior.parameters()),
         }
 
