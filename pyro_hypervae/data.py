@@ -233,6 +233,10 @@ def load_dataset(name: str, binarization: Optional[str] = None, seed: int = 0, t
     """``"digits"`` or a path to an ``.npz``."""
     if name == "digits":
         return load_digits(binarization or "bernoulli", seed, test_fraction)
+    if name in ("fashion-mnist", "mnist5k", "alloys"):  # real data: datasets.py
+        from .datasets import load_named
+
+        return load_named(name, binarization, seed, test_fraction)
     if name.endswith(".npz") or Path(name).exists():
         return load_npz(name, binarization or "none", seed, test_fraction)
-    raise DataError(f"unknown dataset {name!r}: use 'digits' or a path to an .npz file")
+    raise DataError(f"unknown dataset {name!r}: use 'digits', 'fashion-mnist', 'mnist5k', 'alloys' or a path to an .npz file")
