@@ -16,7 +16,7 @@ class Config:
     binarization: Optional[str] = None  # bernoulli | threshold | none (default: bernoulli for digits, none for .npz)
     test_fraction: float = 0.2
     # model
-    model: str = "hypervae"  # hypervae | vae (the pooled baseline)
+    model: str = "hypervae"  # hypervae | vae (the pooled baseline) | metavae | pertask (baselines.py)
     target: str = "mlp"  # mlp | conv
     hidden: List[int] = field(default_factory=lambda: [128])  # mlp target widths
     dense: int = 100  # conv target dense width
@@ -61,7 +61,7 @@ class Config:
 
     def validate(self) -> "Config":
         checks = {
-            "model": self.model in ("hypervae", "vae"),
+            "model": self.model in ("hypervae", "vae", "metavae", "pertask"),
             "target": self.target in ("mlp", "conv"),
             "likelihood": self.likelihood in ("auto", "bernoulli", "gaussian"),
             "task_encoder": self.task_encoder in ("random_point", "set"),

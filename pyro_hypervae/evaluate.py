@@ -65,7 +65,10 @@ def evaluate(model: TargetHierarchy, data: TaskDataset, split: str = "test", num
         if len(x_eval) == 0:
             continue
         summary = data.points(t, "train").unsqueeze(0)
-        theta = model.task_theta(summary)  # {name: (1, *shape)}
+        if getattr(model, "needs_task_index", False):  # per-task parameters (baselines.py)
+            theta = model.task_theta(summary, torch.tensor([t]))
+        else:
+            theta = model.task_theta(summary)  # {name: (1, *shape)}
         m = {k: v.mean().item() for k, v in point_metrics(model, x_eval, theta, num_samples).items()}
         if isinstance(model, HyperVAE):
             kl_u = model.kl_u(summary)[0].item()
@@ -81,7 +84,7 @@ def evaluate(model: TargetHierarchy, data: TaskDataset, split: str = "test", num
         "dataset": data.name,
         "split": split,
         "num_samples": num_samples,
-        "task_summary": TASK_SUMMARY if isinstance(model, HyperVAE) else "one shared theta (pooled VAE)",
+        "task_summary": TASK_SUMMARY if isinstance(model, HyperVAE) else getattr(model, "task_summary", "one shared theta (pooled VAE)"),
         "binarization": data.info.get("binarization"),
         "tasks": tasks,
         "mean": mean,

@@ -46,6 +46,10 @@ def build_model(config: Config, data: TaskDataset) -> TargetHierarchy:
     target = make_target(config.target, data.x_shape, config.z_dim, likelihood, hidden=tuple(config.hidden), dense=config.dense)
     if config.model == "vae":
         return PooledVAE(target)
+    if config.model in ("metavae", "pertask"):  # baselines.py
+        from .baselines import MetaVAE, PerTaskVAE
+
+        return (MetaVAE if config.model == "metavae" else PerTaskVAE)(target, data.num_tasks)
     return HyperVAE(target, config.u_dim, config.rank, config.trunk_width, config.task_encoder)
 
 
@@ -129,8 +133,10 @@ def fit(
         running = None
         with pyro.settings.context(module_local_params=True):
             for step in bar:
-                x, _ = sampler.sample()
-                loss = elbo.differentiable_loss(model.model, model.guide, x)
+                x, task_idx = sampler.sample()
+                # models with per-task parameters (baselines.py) also take the task indices
+                args = (x, task_idx) if getattr(model, "needs_task_index", False) else (x,)
+                loss = elbo.differentiable_loss(model.model, model.guide, *args)
                 value = loss.item()
                 if not math.isfinite(value):
                     last = f"{out / CHECKPOINT}" if out is not None and (out / CHECKPOINT).exists() else "none written"
@@ -143,7 +149,7 @@ def fit(
                 optim.step()
                 running = value if running is None else 0.98 * running + 0.02 * value
                 if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
-                    terms = elbo.terms(model.model, model.guide, x)
+                    terms = elbo.terms(model.model, model.guide, *args)
                     n = terms.n_points
                     rec = {
                         "step": step + 1,
