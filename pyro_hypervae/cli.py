@@ -25,6 +25,7 @@ OVERRIDES = {
     "steps": (int, "number of SVI steps"),
     "target": (str, "target VAE family: mlp or conv"),
     "task_encoder": (str, "q(u|D) summary: random_point (the paper) or set"),
+    "prior": (str, "prior over u: normal (the paper), mixture or vamp"),
     "likelihood": (str, "bernoulli, gaussian or auto"),
     "binarization": (str, "bernoulli, threshold or none"),
     "z_dim": (int, "target latent size"),
@@ -46,8 +47,11 @@ def _add_overrides(p: argparse.ArgumentParser, only=None) -> None:
             p.add_argument("--" + key.replace("_", "-"), dest=key, type=typ, default=None, help=help_ + " (default from config)")
 
 
-def _config(args) -> Config:
-    cfg = Config.from_file(args.config).to_dict() if getattr(args, "config", None) else Config().to_dict()
+def _config(args, base: Path | None = None) -> Config:
+    """Defaults <- ``base`` (a saved run's config.json) <- --config file <- flags."""
+    cfg = Config.from_file(base).to_dict() if base is not None else Config().to_dict()
+    if getattr(args, "config", None):
+        cfg |= Config.read_file(args.config)
     for key in OVERRIDES:
         value = getattr(args, key, None)
         if value is not None:
@@ -65,10 +69,12 @@ def _train(config: Config, out: Path, resume: bool, progress: bool):
 
 
 def cmd_train(args) -> int:
-    config = _config(args)
     out = Path(args.out)
     if (out / "checkpoint.pt").exists() and not args.resume:
         raise SystemExit(f"{out} already holds a checkpoint; pass --resume to continue it or choose another --out")
+    saved = out / "config.json"
+    # resuming continues the saved run: its config, with any flags given now on top
+    config = _config(args, base=saved if args.resume and saved.exists() else None)
     _train(config, out, args.resume, not args.no_progress)
     print(f"saved run to {out}")
     return 0

@@ -26,6 +26,7 @@ class Config:
     rank: int = 20
     trunk_width: int = 100
     task_encoder: str = "random_point"  # random_point | set
+    prior: str = "normal"  # normal | mixture | vamp (prior over u; see priors.py)
     # objective and optimisation
     beta: float = 1.0
     num_particles: int = 1
@@ -47,14 +48,20 @@ class Config:
             raise ValueError(f"unknown config key(s) {unknown}; known keys: {sorted(known)}")
         return cls(**d)
 
-    @classmethod
-    def from_file(cls, path: str | Path) -> "Config":
+    @staticmethod
+    def read_file(path: str | Path) -> dict:
+        """The keys a JSON or TOML file sets (checked against the known keys)."""
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"config file not found: {path}")
         text = path.read_text()
         d = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-        return cls.from_dict(d)
+        Config.from_dict(d)  # raises on unknown keys
+        return d
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "Config":
+        return cls.from_dict(cls.read_file(path))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,6 +72,7 @@ class Config:
             "target": self.target in ("mlp", "conv"),
             "likelihood": self.likelihood in ("auto", "bernoulli", "gaussian"),
             "task_encoder": self.task_encoder in ("random_point", "set"),
+            "prior": self.prior in ("normal", "mixture", "vamp"),
             "steps": self.steps >= 0,
             "lr": self.lr > 0,
             "beta": self.beta >= 0,

@@ -1,0 +1,56 @@
+"""The command line end to end on digits, with a tiny budget."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pyro_hypervae.cli import main
+
+FAST = ["--steps", "30", "--z-dim", "3", "--u-dim", "3", "--eval-samples", "16", "--no-progress"]
+
+
+def test_train_evaluate_sample(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "digits", "--model", "hypervae", "--out", str(run)] + FAST) == 0
+    assert (run / "checkpoint.pt").exists() and (run / "config.json").exists()
+    assert main(["evaluate", "--run", str(run)]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["model"] == "hypervae" and metrics["dataset"] == "digits"
+    assert set(metrics["tasks"]) == {str(i) for i in range(10)}
+    assert set(metrics["mean"]) == {"nll", "neg_elbo", "kl_z", "kl_u"}
+    assert set(metrics["tasks"]["3"]) >= {"nll", "neg_elbo", "kl_z", "kl_u"}
+    assert main(["sample", "--run", str(run), "--task", "3", "--n", "16"]) == 0
+    png = run / "samples_task3.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # training into a run that exists needs --resume
+    with pytest.raises(SystemExit, match="--resume"):
+        main(["train", "--out", str(run)] + FAST)
+    assert main(["train", "--out", str(run), "--resume"] + FAST[:2] + ["--steps", "40", "--no-progress"]) == 0
+
+
+def test_vae_metrics_have_no_kl_u(tmp_path):
+    run = tmp_path / "vae"
+    assert main(["train", "--model", "vae", "--out", str(run)] + FAST) == 0
+    assert main(["evaluate", "--run", str(run), "--eval-samples", "8"]) == 0
+    assert "kl_u" not in json.loads((run / "metrics.json").read_text())["mean"]
+
+
+def test_config_file_and_bad_input(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('steps = 5\nz_dim = 2\nu_dim = 2\ntarget = "conv"\ndense = 8\n')
+    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "r"), "--no-progress"]) == 0
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["target"] == "conv"
+    cfg.write_text("stepz = 5\n")
+    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "r2")]) == 2
+    assert "unknown config key" in capsys.readouterr().err
+    assert main(["evaluate", "--run", str(tmp_path / "missing")]) == 2
+    assert main(["train", "--dataset", str(tmp_path / "none.npz"), "--out", str(tmp_path / "r3")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_help_lists_every_option():
+    out = subprocess.run([sys.executable, "-m", "pyro_hypervae.cli", "train", "--help"], capture_output=True, text=True).stdout
+    for flag in ["--dataset", "--model", "--steps", "--out", "--config", "--resume", "--beta", "--task-encoder"]:
+        assert flag in out

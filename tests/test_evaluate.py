@@ -1,0 +1,55 @@
+"""Evaluation: importance-sampled NLL against an exact likelihood, and the report."""
+
+import math
+
+import pytest
+import torch
+
+from pyro_hypervae.evaluate import evaluate, point_metrics
+from pyro_hypervae.model import HyperVAE, PooledVAE
+from pyro_hypervae.target import MLPVAE
+
+
+def test_is_nll_matches_exact_linear_gaussian():
+    """hidden=() makes the target linear-Gaussian, so log p(x) is known in closed form:
+    x ~ N(b, W W^T + diag(s^2))."""
+    D, Z = 4, 2
+    target = MLPVAE((D,), z_dim=Z, hidden=(), likelihood="gaussian")
+    vae = PooledVAE(target)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        W = torch.randn(D, Z, generator=g)
+        b = torch.randn(D, generator=g)
+        log_s = torch.full((D,), -0.5)
+        vae.theta["dec_h0_w"].copy_(torch.cat([W, torch.zeros(D, Z)]).unsqueeze(0))
+        vae.theta["dec_h0_b"].copy_(torch.cat([b, log_s]).unsqueeze(0))
+        # a reasonable (not exact) encoder: the proposal only has to cover the posterior
+        vae.theta["enc_loc_w"].copy_((torch.linalg.pinv(W) * 0.8).unsqueeze(0))
+        vae.theta["enc_loc_b"].copy_((-torch.linalg.pinv(W) @ b * 0.8).unsqueeze(0))
+        vae.theta["enc_logvar_w"].zero_()
+        vae.theta["enc_logvar_b"].fill_(-1.0)
+    cov = W @ W.T + torch.diag(torch.exp(2 * log_s))
+    x = torch.distributions.MultivariateNormal(b, cov).sample((6,))
+    exact = -torch.distributions.MultivariateNormal(b, cov).log_prob(x)
+    m = point_metrics(vae, x, dict(vae.theta), num_samples=4096)
+    torch.testing.assert_close(m["nll"], exact, atol=0.05, rtol=0)
+    # the ELBO is a bound: -ELBO >= -log p(x)
+    assert torch.all(m["neg_elbo"] >= exact - 1e-3)
+    assert torch.all(m["kl_z"] >= 0)
+
+
+def test_evaluate_report(digits):
+    hvae = HyperVAE(MLPVAE((1, 8, 8), z_dim=3, hidden=(16,)), u_dim=3)
+    r = evaluate(hvae, digits, num_samples=32)
+    assert r["model"] == "hypervae" and r["dataset"] == "digits"
+    assert set(r["tasks"]) == set(digits.task_names)
+    for m in r["tasks"].values():
+        assert set(["nll", "neg_elbo", "kl_z", "kl_u"]) <= set(m)
+        assert all(math.isfinite(m[k]) for k in ("nll", "neg_elbo", "kl_z", "kl_u"))
+        assert m["nll"] <= m["neg_elbo"] + 1e-4
+        assert m["kl_u"] * m["n_points"] == pytest.approx(m["kl_u_task"])
+    mean_nll = sum(m["nll"] for m in r["tasks"].values()) / 10
+    assert r["mean"]["nll"] == pytest.approx(mean_nll)
+    assert "training points" in r["task_summary"]
+    vae = evaluate(PooledVAE(MLPVAE((1, 8, 8), z_dim=3, hidden=(16,))), digits, num_samples=8)
+    assert "kl_u" not in vae["mean"]

@@ -1,0 +1,109 @@
+"""Target families: shapes, and batching over models equals running each model alone."""
+
+import pytest
+import torch
+
+from pyro_hypervae.hyperdecoder import MatrixHyperDecoder, matrix_shape
+from pyro_hypervae.target import ConvVAE, MLPVAE
+
+
+def _params(target, lead):
+    return {n: torch.randn(lead + s) * target.init_std(n) * 3 for n, s in target.param_shapes.items()}
+
+
+FAMILIES = [
+    lambda lik="bernoulli": MLPVAE((64,), z_dim=5, hidden=(32, 16), likelihood=lik),
+    lambda lik="bernoulli": MLPVAE((1, 8, 8), z_dim=5, hidden=(32,), likelihood=lik),
+    lambda lik="bernoulli": ConvVAE((1, 8, 8), z_dim=5, dense=20, likelihood=lik),
+    lambda lik="bernoulli": ConvVAE((1, 28, 28), z_dim=5, dense=20, likelihood=lik),
+    lambda lik="bernoulli": ConvVAE((3, 9, 9), z_dim=5, dense=20, likelihood=lik),
+]
+
+
+@pytest.mark.parametrize("make", FAMILIES)
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_shapes(make, likelihood):
+    target = make(likelihood)
+    T, N = 3, 4
+    x = torch.rand((T, N) + target.x_shape)
+    p = _params(target, (T,))
+    loc, scale = target.encode(x, p)
+    assert loc.shape == scale.shape == (T, N, 5)
+    assert (scale > 0).all()
+    out = target.decode(loc, p)
+    k = target.likelihood.outputs_per_value
+    assert out.shape == (T, N, k * target.x_shape[0]) + target.x_shape[1:]
+    lp = target.x_dist(out).log_prob(x)
+    assert lp.shape == (T, N) and torch.isfinite(lp).all()
+    # extra leading batch dims (particles) broadcast against the task dim
+    p2 = _params(target, (2, T))
+    assert target.encode(x, p2)[0].shape == (2, T, N, 5)
+    assert target.decode(torch.randn(2, T, N, 5), p2).shape == (2, T, N) + out.shape[2:]
+
+
+@pytest.mark.parametrize("make", FAMILIES)
+def test_batched_models_equal_each_model_alone(make):
+    """Model m's points go through model m's parameters only (grouped conv / bmm)."""
+    target = make()
+    T, N = 3, 4
+    x = torch.rand((T, N) + target.x_shape)
+    z = torch.randn(T, N, 5)
+    p = _params(target, (T,))
+    loc, scale = target.encode(x, p)
+    out = target.decode(z, p)
+    for t in range(T):
+        pt = {n: v[t : t + 1] for n, v in p.items()}
+        loc_t, scale_t = target.encode(x[t : t + 1], pt)
+        torch.testing.assert_close(loc[t : t + 1], loc_t, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(scale[t : t + 1], scale_t, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(out[t : t + 1], target.decode(z[t : t + 1], pt), rtol=1e-4, atol=1e-5)
+    # a shared model (batch size 1) folds the tasks into the points: same answer as expanding it
+    shared = {n: v[:1] for n, v in p.items()}
+    expanded = {n: v[:1].expand((T,) + v.shape[1:]) for n, v in p.items()}
+    torch.testing.assert_close(target.decode(z, shared), target.decode(z, expanded), rtol=1e-4, atol=1e-5)
+
+
+def test_conv_vae_layout_matches_paper():
+    target = ConvVAE((1, 28, 28), z_dim=10, dense=100)
+    s = target.param_shapes
+    assert s["enc_conv0_w"] == (32, 1, 3, 3) and s["enc_conv1_w"] == (64, 32, 3, 3)
+    assert s["enc_dense_w"] == (100, 64 * 7 * 7)
+    assert s["dec_convT0_w"] == (64, 32, 3, 3) and s["dec_convT1_w"] == (32, 1, 3, 3)
+    assert target.num_params() == sum(torch.Size(v).numel() for v in s.values())
+    with pytest.raises(ValueError, match="C, H, W"):
+        ConvVAE((64,))
+
+
+def test_gaussian_likelihood_matches_torch_normal():
+    target = MLPVAE((6,), z_dim=2, hidden=(8,), likelihood="gaussian")
+    out = torch.randn(2, 3, 12)
+    x = torch.randn(2, 3, 6)
+    expected = torch.distributions.Normal(out[..., :6], out[..., 6:].clamp(-7, 3).exp()).log_prob(x).sum(-1)
+    torch.testing.assert_close(target.x_dist(out).log_prob(x), expected)
+
+
+def test_bernoulli_rejects_non_binary():
+    target = MLPVAE((4,))
+    with pytest.raises(ValueError, match="binary"):
+        target.likelihood.check(torch.tensor([0.0, 0.5]))
+
+
+def test_matrix_hyper_decoder_generates_every_tensor():
+    target = ConvVAE((1, 8, 8), z_dim=5, dense=20)
+    hd = MatrixHyperDecoder(target, u_dim=4, rank=6, trunk_width=12)
+    u = torch.randn(2, 3, 4)
+    theta = hd(u)
+    assert set(theta) == set(target.param_shapes)
+    for n, shape in target.param_shapes.items():
+        assert theta[n].shape == (2, 3) + shape
+    # W = U H V + B, by hand for one tensor and one model
+    H = hd.trunk(u[1, 2]).reshape(6, 6)
+    layer = hd.layers["enc_dense_w"]
+    W = (layer.U @ H @ layer.V + layer.B).reshape(target.param_shapes["enc_dense_w"])
+    torch.testing.assert_close(theta["enc_dense_w"][1, 2], W, rtol=1e-5, atol=1e-6)
+    # parameter count: trunk + sum over tensors of (m r + r n + m n)
+    trunk = 4 * 12 + 12 + 12 * 36 + 36
+    layers = sum(m * 6 + 6 * n + m * n for m, n in map(matrix_shape, target.param_shapes.values()))
+    assert hd.num_params() == trunk + layers
+    # different u, different theta
+    assert not torch.allclose(theta["dec_dense1_w"][0, 0], theta["dec_dense1_w"][0, 1])

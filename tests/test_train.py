@@ -1,0 +1,120 @@
+"""Training: the loss falls, seeds reproduce, checkpoints round-trip and resume,
+non-finite losses stop cleanly, corrupt checkpoints give clear errors."""
+
+import json
+
+import pytest
+import torch
+
+from pyro_hypervae import train as train_mod
+from pyro_hypervae.checkpoint import CheckpointError, load_checkpoint, save_atomic
+from pyro_hypervae.config import Config
+from pyro_hypervae.elbo import MDLELBO
+from pyro_hypervae.train import NonFiniteLossError, build_model, fit, load_run
+
+SMALL = dict(hidden=[32], z_dim=4, u_dim=4, tasks_per_batch=4, points_per_task=16, log_every=5, lr=3e-3)
+
+
+def _cfg(**kw):
+    return Config(**(SMALL | kw))
+
+
+def _state(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("kind", ["hypervae", "vae"])
+def test_loss_falls(digits, kind):
+    cfg = _cfg(model=kind, steps=150)
+    h = fit(build_model(cfg, digits), digits, cfg, progress=False)
+    first = sum(r["loss"] for r in h[:4]) / 4
+    last = sum(r["loss"] for r in h[-4:]) / 4
+    assert last < first - 3.0
+
+
+def test_same_seed_same_losses(digits):
+    def run(seed):
+        cfg = _cfg(steps=20, seed=seed)
+        return [r["loss"] for r in fit(build_model(cfg, digits), digits, cfg, progress=False)]
+
+    a, b, c = run(0), run(0), run(1)
+    assert a == b
+    assert a != c
+
+
+def test_checkpoint_round_trip_and_resume(digits, tmp_path):
+    cfg = _cfg(steps=20, checkpoint_every=10)
+    straight = build_model(cfg, digits)
+    fit(straight, digits, cfg, out_dir=tmp_path / "a", progress=False)
+
+    # crash after 10 steps, then resume to 20: the same parameters as one run
+    half = Config.from_dict(cfg.to_dict() | {"steps": 10})
+    first = build_model(half, digits)
+    fit(first, digits, half, out_dir=tmp_path / "b", progress=False)
+    resumed = build_model(cfg, digits)
+    fit(resumed, digits, cfg, out_dir=tmp_path / "b", resume=True, progress=False)
+    for k, v in _state(straight).items():
+        torch.testing.assert_close(resumed.state_dict()[k], v, rtol=1e-6, atol=1e-7)
+
+    # the saved run reloads to the same model
+    config, data, loaded = load_run(tmp_path / "a")
+    assert config == cfg
+    for k, v in _state(straight).items():
+        assert torch.equal(loaded.state_dict()[k], v)
+    hist = json.loads((tmp_path / "a" / "history.json").read_text())
+    assert hist[-1]["step"] == 20
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(digits, tmp_path, monkeypatch):
+    cfg = _cfg(steps=30, checkpoint_every=10)
+    calls = {"n": 0}
+    real = MDLELBO.differentiable_loss
+
+    def flaky(self, *args, **kwargs):
+        calls["n"] += 1
+        loss = real(self, *args, **kwargs)
+        return loss * float("nan") if calls["n"] == 15 else loss
+
+    monkeypatch.setattr(MDLELBO, "differentiable_loss", flaky)
+    model = build_model(cfg, digits)
+    with pytest.raises(NonFiniteLossError, match="step 15.*last good checkpoint"):
+        fit(model, digits, cfg, out_dir=tmp_path, progress=False)
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert state["step"] == 10
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+    assert model.record_theta  # restored after training stopped
+
+
+def test_corrupt_and_missing_checkpoints(tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "checkpoint.pt")
+    (tmp_path / "checkpoint.pt").write_bytes(b"\x00garbage")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_checkpoint(tmp_path / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="not a run directory"):
+        load_run(tmp_path)
+
+
+def test_atomic_save_keeps_old_file_when_writing_fails(tmp_path, monkeypatch):
+    path = tmp_path / "ck.pt"
+    save_atomic({"a": torch.ones(2)}, path)
+
+    def broken(obj, f):
+        f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(train_mod.torch, "save", broken)
+    with pytest.raises(OSError):
+        save_atomic({"a": torch.zeros(2)}, path)
+    monkeypatch.undo()
+    assert torch.equal(load_checkpoint(path)["a"], torch.ones(2))
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]
+
+
+def test_bernoulli_on_continuous_data_is_a_clear_error(digits):
+    from pyro_hypervae.data import TaskDataset
+
+    cont = TaskDataset(digits.x * 0.5, digits.task, digits.is_train, digits.task_names, "half")
+    with pytest.raises(ValueError, match="not binary"):
+        build_model(_cfg(likelihood="bernoulli"), cont)
+    assert build_model(_cfg(), cont).target.likelihood.name == "gaussian"
