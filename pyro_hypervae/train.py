@@ -21,6 +21,7 @@ from .config import Config
 from .data import TaskDataset, TaskSampler, load_dataset
 from .elbo import MDLELBO
 from .model import HyperVAE, PooledVAE, TargetHierarchy
+from .priors import make_prior
 from .target import make_target
 
 CHECKPOINT = "checkpoint.pt"
@@ -50,7 +51,10 @@ def build_model(config: Config, data: TaskDataset) -> TargetHierarchy:
         from .baselines import MetaVAE, PerTaskVAE
 
         return (MetaVAE if config.model == "metavae" else PerTaskVAE)(target, data.num_tasks)
-    return HyperVAE(target, config.u_dim, config.rank, config.trunk_width, config.task_encoder)
+    hvae = HyperVAE(target, config.u_dim, config.rank, config.trunk_width, config.task_encoder)
+    if config.prior != "normal":
+        hvae.prior = make_prior(config.prior, hvae, data, seed=config.seed)
+    return hvae
 
 
 def load_run(run_dir: str | Path):
