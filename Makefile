@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install demo test bench clean data
+.PHONY: install demo test bench clean data graphviz docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,16 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/pyro-hypervae demo --out runs/demo $(DEMO_ARGS)
 
-test: $(STAMP)
+# Graphviz's `dot` (Debian) renders the graphical model (pyro.render_model); the tests need it
+graphviz:
+	command -v dot >/dev/null || (apt-get update && apt-get install -y graphviz) || (sudo apt-get update && sudo apt-get install -y graphviz)
+
+test: $(STAMP) graphviz
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# the documentation site (mkdocs.yml) into site/
+docs: $(STAMP) graphviz
+	$(BIN)/mkdocs build --strict
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/step_time.py
