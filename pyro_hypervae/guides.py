@@ -239,6 +239,10 @@ def part_parameters(hvae: HyperVAE, parts: Iterable[str]) -> List[nn.Parameter]:
     """The parameters of the named parts ("prior", "u_guide", "hyper_decoder", or
     "all"). The prior's are only its own: a VampPrior's shared task encoder
     counts as the u-guide's."""
+    if not isinstance(hvae, HyperVAE):
+        raise TypeError(f"expected a HyperVAE, got {type(hvae).__name__}")
+    if isinstance(parts, str):
+        parts = (parts,)
     parts = PARTS if parts == "all" or "all" in tuple(parts) else tuple(parts)
     bad = sorted(set(parts) - set(PARTS))
     if bad:
@@ -511,7 +515,8 @@ class TaskLogDensity:
 class NUTSResult:
     """Draws of u for one task: ``samples`` (chains, draws, u_dim); per dimension
     ``r_hat``, ``ess`` and the 94% HDI ``hdi`` (u_dim, 2) from arviz; the number of
-    divergent transitions and the wall time in seconds."""
+    divergent transitions, the wall time in seconds, and which of the task's
+    points the density used (the first ``n_points`` of ``split``)."""
 
     task: int
     samples: Tensor
@@ -520,11 +525,21 @@ class NUTSResult:
     hdi: np.ndarray
     divergences: int
     wall_s: float
+    n_points: int
+    split: str = "train"
 
     def posterior(self) -> tuple[Tensor, Tensor]:
         """Mean and standard deviation of the draws: (1, u_dim) each."""
         flat = self.samples.reshape(-1, self.samples.shape[-1])
         return flat.mean(0, keepdim=True), flat.std(0, keepdim=True)
+
+
+def _task_posterior(hvae: HyperVAE, x: Tensor, task: int) -> tuple[Tensor, Tensor]:
+    """loc, scale (u_dim,) of hvae's current u-guide for one task's points x."""
+    guide = hvae.u_guide
+    with guide.select([task]) if isinstance(guide, PerTaskUGuide) else nullcontext():
+        loc, scale = hvae.posterior_u(x.unsqueeze(0))
+    return loc[0], scale[0]
 
 
 def _check_task(data: TaskDataset, task: int) -> int:
@@ -551,8 +566,8 @@ def nuts_u(
     """NUTS over u for one task with everything in hvae frozen (``TaskLogDensity``).
 
     Chains run one after another (no multiprocessing) and are stacked. Chain c
-    starts at the amortized posterior mean plus N(0, ``init_spread``^2) noise
-    (the prior mean when hvae's guide is not amortized), seeded by seed + c.
+    starts at the mean of hvae's u-guide for the task plus N(0,
+    ``init_spread``^2) noise, seeded by seed + c.
     ``n_points`` keeps only the first n points of the task. Seeds Pyro's RNG.
     """
     import arviz as az
@@ -566,10 +581,7 @@ def nuts_u(
         raise ValueError(f"task {data.task_names[task]!r} has no {split!r} points")
     hvae.eval()
     log_density = TaskLogDensity(hvae, x, num_eps, seed)
-    if isinstance(hvae.u_guide, PerTaskUGuide):
-        center = torch.zeros(hvae.u_dim)
-    else:
-        center = hvae.posterior_u(x.unsqueeze(0))[0][0]
+    center = _task_posterior(hvae, x, task)[0]
     draws, divergences = [], 0
     start = time.perf_counter()
     with frozen_except(hvae):
@@ -592,12 +604,15 @@ def nuts_u(
         hdi=az.hdi(ds, hdi_prob=0.94)["u"].values,
         divergences=divergences,
         wall_s=wall,
+        n_points=len(x),
+        split=split,
     )
 
 
-def compare_to_nuts(hvae: HyperVAE, data: TaskDataset, task: int, result: Optional[NUTSResult] = None, split: str = "train", **nuts_kwargs) -> dict:
-    """Is hvae's amortized posterior mean of u for ``task`` inside the NUTS 94% HDI,
-    per u dimension? Runs ``nuts_u`` unless a ``result`` is given.
+def compare_to_nuts(hvae: HyperVAE, data: TaskDataset, task: int, result: Optional[NUTSResult] = None, **nuts_kwargs) -> dict:
+    """Is the posterior mean of u for ``task`` under hvae's u-guide (the amortized
+    one, or any other installed) inside the NUTS 94% HDI, per u dimension? Runs
+    ``nuts_u`` unless a ``result`` is given.
 
     Returns a dict of per-dimension lists (amortized_mean, amortized_scale,
     nuts_mean, nuts_std, hdi_low, hdi_high, inside, r_hat, ess) and the
@@ -605,11 +620,11 @@ def compare_to_nuts(hvae: HyperVAE, data: TaskDataset, task: int, result: Option
     """
     task = _check_task(data, task)
     if result is None:
-        result = nuts_u(hvae, data, task, split=split, **nuts_kwargs)
+        result = nuts_u(hvae, data, task, **nuts_kwargs)
     elif result.task != task:
         raise ValueError(f"result is for task {result.task}, not {task}")
-    x = data.points(task, split)
-    loc, scale = (t[0] for t in hvae.posterior_u(x.unsqueeze(0)))
+    x = data.points(task, result.split)[: result.n_points]  # the points NUTS saw
+    loc, scale = _task_posterior(hvae, x, task)
     mean, std = (t[0] for t in result.posterior())
     low, high = (torch.as_tensor(result.hdi[:, i], dtype=loc.dtype) for i in (0, 1))
     inside = (low <= loc) & (loc <= high)

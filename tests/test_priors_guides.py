@@ -239,3 +239,14 @@ def test_nuts_tiny(tiny_data):
         nuts_u(hvae, tiny_data, 4)
     with pytest.raises(ValueError, match="not 1"):
         compare_to_nuts(hvae, tiny_data, 1, res)
+
+
+def test_cli_prior_flag_round_trip(tmp_path):
+    from pyro_hypervae.cli import main
+    from pyro_hypervae.train import load_run
+
+    out = tmp_path / "run"
+    assert main(["train", "--out", str(out), "--prior", "vamp", "--steps", "2", "--no-progress"]) == 0
+    config, _, model = load_run(out)  # the shared encoder's weights load into guide and prior alike
+    assert config.prior == "vamp" and isinstance(model.prior, VampPrior)
+    assert model.prior.encoder is model.u_guide.encoder
