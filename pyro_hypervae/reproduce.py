@@ -1,0 +1,393 @@
+"""``pyro-hypervae reproduce table1|table3 --dataset fashion-mnist|mnist5k|alloys [--quick]``.
+
+Table 1 (density estimation). The paper's protocol: target VAE conv 32-64, dense
+100, z 10-d (an MLP for the alloys), u 10-d, Adam lr 3e-4 (0.9, 0.999), batches
+of 100 points of one task, 10,000 iterations, NLL by importance sampling with
+1024 samples. Four models on the same data and budget: the pooled VAE, MetaVAE,
+HyperVAE and per-task VAEs. Columns, nats per point, mean over tasks:
+
+* -EL: negative ELBO on the whole test set (``--elbo-samples`` z draws per point);
+* -LL: IS-NLL with ``--eval-samples`` (1024) on ``--nll-points`` test points per
+  task (all of them by default for the alloys; a fixed random subset for the
+  images, where 1024 decoder passes per point cost ~0.3 s on a CPU core);
+* KL(z): KL(q(z|x) || p(z)), closed form, whole test set;
+* gap: -EL - -LL on the NLL subset (the paper's "KL" column equals this gap,
+  see docs/results/README.md);
+* KL(u): KL(q(u|D_t) || p(u)) per task (HyperVAE only).
+
+Budget: with ``--budget-minutes`` (default 55) the command times a few steps of
+each model and the evaluation first, then trains every model for the same number
+of steps, ``min(--steps, what fits)``; the JSON records the steps actually run
+and the measured step times. ``--steps N --budget-minutes 0`` forces N.
+
+Table 3 (outlier detection): models trained on the normal dataset only (the
+table1 runs are reused when present), the normal test set plus 25% as many
+points from the other image dataset (so outliers are 20% of the test set);
+scores and metrics from ``outliers.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+
+from .baselines import param_summary, param_table
+from .config import Config
+from .data import TaskDataset, load_dataset
+from .evaluate import evaluate, point_metrics
+from .model import HyperVAE
+from .train import build_model, fit, load_run
+
+MODELS = ("vae", "metavae", "hypervae", "pertask")
+LABELS = {"vae": "VAE (pooled)", "metavae": "MetaVAE", "hypervae": "HyperVAE", "pertask": "per-task VAEs"}
+
+# The workshop paper's Table 1 (nats; -EL, -LL, KL, KL(u)); its MNIST is the full set.
+PAPER_TABLE1 = {
+    "mnist5k": {"column": "MNIST (full 70k in the paper)", "rows": {
+        "vae": (118.2, 99.4, 18.8, None), "metavae": (108.6, 93.0, 15.5, None), "hypervae": (106.8, 88.2, 18.5, 5.7)}},
+    "fashion-mnist": {"column": "F-MNIST", "rows": {
+        "vae": (252.2, 237.7, 14.5, None), "metavae": (245.2, 232.7, 13.7, None), "hypervae": (245.7, 231.8, 13.9, 0.4)}},
+}
+# Table 3 (AUC, FPR, FNR in %), by normal dataset; outlier source and threshold not stated.
+PAPER_TABLE3 = {
+    "mnist5k": {"vae": (93.0, 16.3, 15.5), "metavae (KL)": (54.7, 47.5, 45.0), "metavae (-EL)": (52.2, 49.4, 50.5), "hypervae": (95.3, 15.6, 8.0)},
+    "fashion-mnist": {"vae": (74.6, 33.5, 32.0), "metavae (KL)": (58.2, 44.1, 43.5), "metavae (-EL)": (56.8, 45.8, 44.5), "hypervae": (76.8, 33.6, 28.7)},
+}
+OUTLIER_SOURCE = {"fashion-mnist": "mnist5k", "mnist5k": "fashion-mnist"}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def protocol_config(dataset: str, data: TaskDataset, kind: str, steps: int, seed: int) -> Config:
+    """The paper's Table 1 settings for one model."""
+    image = len(data.x_shape) == 3
+    return Config(
+        dataset=dataset,
+        model=kind,
+        target="conv" if image else "mlp",
+        dense=100,
+        hidden=[100],
+        likelihood="bernoulli" if data.is_binary else "gaussian",
+        z_dim=10,
+        u_dim=10,
+        lr=3e-4,
+        steps=steps,
+        tasks_per_batch=1,
+        points_per_task=100,
+        seed=seed,
+        checkpoint_every=max(1, min(1000, steps)),
+        log_every=max(1, min(100, steps)),
+        binarization=data.info.get("binarization") if data.info.get("binarization") not in (None,) else None,
+        test_fraction=data.info.get("test_fraction") or 0.2,
+    )
+
+
+@torch.no_grad()
+def nll_subset(data: TaskDataset, per_task: Optional[int], seed: int) -> TaskDataset:
+    """The training points plus at most ``per_task`` test points of each task (a
+    fixed random choice); all of them when ``per_task`` is None."""
+    if per_task is None:
+        return data
+    g = torch.Generator().manual_seed(seed)
+    keep = data.is_train.clone()
+    for t in range(data.num_tasks):
+        idx = torch.nonzero((data.task == t) & ~data.is_train).flatten()
+        keep[idx[torch.randperm(len(idx), generator=g)[:per_task]]] = True
+    return TaskDataset(data.x[keep], data.task[keep], data.is_train[keep], data.task_names, data.name, dict(data.info))
+
+
+def time_steps(config: Config, data: TaskDataset, n: int = 6) -> float:
+    """Seconds per training step of a fresh model (after two warm-up steps)."""
+    model = build_model(Config.from_dict(config.to_dict() | {"steps": 2}), data)
+    fit(model, data, Config.from_dict(config.to_dict() | {"steps": 2, "log_every": 10**9}), progress=False)
+    t = time.perf_counter()
+    fit(model, data, Config.from_dict(config.to_dict() | {"steps": n, "log_every": 10**9}), progress=False)
+    return (time.perf_counter() - t) / n
+
+
+def time_eval_point(model, data: TaskDataset, num_samples: int) -> float:
+    """Seconds of IS evaluation per point with ``num_samples`` samples."""
+    x = data.points(0, "test")[:2]
+    theta = model.task_theta(data.points(0, "train")[:50].unsqueeze(0), torch.tensor([0])) if getattr(model, "needs_task_index", False) else model.task_theta(data.points(0, "train")[:50].unsqueeze(0))
+    t = time.perf_counter()
+    point_metrics(model, x, theta, num_samples)
+    return (time.perf_counter() - t) / len(x)
+
+
+def run_dir(args, dataset: str, kind: str) -> Path:
+    return Path(args.runs) / Path(dataset).stem / kind
+
+
+def train_or_reuse(config: Config, data: TaskDataset, out: Path, progress: bool):
+    """Train into ``out``, or reuse its finished checkpoint when the config matches."""
+    cfg_path = out / "config.json"
+    if (out / "checkpoint.pt").exists() and cfg_path.exists() and json.loads(cfg_path.read_text()) == config.to_dict():
+        _, _, model = load_run(out)
+        hist = json.loads((out / "history.json").read_text()) if (out / "history.json").exists() else []
+        if hist and hist[-1]["step"] == config.steps:
+            log(f"reusing finished run {out}")
+            return model, 0.0
+    model = build_model(config, data)
+    t = time.perf_counter()
+    fit(model, data, config, out_dir=out, progress=progress)
+    return model, time.perf_counter() - t
+
+
+def _fmt(v, digits=1):
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+# --------------------------------------------------------------------------
+# Table 1
+# --------------------------------------------------------------------------
+def table1(args) -> dict:
+    t0 = time.perf_counter()
+    data = load_dataset(args.dataset, None, args.seed)
+    log(data.summary())
+    image = len(data.x_shape) == 3
+    models = args.models
+    per_task_nll = args.nll_points if args.nll_points is not None else (20 if image else None)
+    if args.quick:
+        per_task_nll = min(per_task_nll or 4, 4)
+    sub = nll_subset(data, per_task_nll, args.seed)
+    n_test, n_nll = int((~data.is_train).sum()), int((~sub.is_train).sum())
+
+    # -- size the budget: time each model's step and the evaluation ---------
+    steps = args.steps
+    timing = {}
+    if args.budget_minutes > 0:
+        log("timing a few steps of each model to size the budget ...")
+        for kind in models:
+            timing[kind] = time_steps(protocol_config(args.dataset, data, kind, 2, args.seed), data)
+            log(f"  {kind}: {timing[kind] * 1e3:.0f} ms/step")
+        probe = build_model(protocol_config(args.dataset, data, "vae", 1, args.seed), data)
+        per_pt = time_eval_point(probe, data, args.eval_samples)
+        eval_est = len(models) * (n_nll * per_pt + n_test * per_pt * args.elbo_samples / args.eval_samples) * 1.3
+        left = args.budget_minutes * 60 - (time.perf_counter() - t0) - eval_est
+        fit_steps = max(1, int(0.9 * left / sum(timing.values())))
+        log(f"  IS eval {per_pt:.2f} s/point; evaluation estimate {eval_est / 60:.1f} min; steps that fit: {fit_steps}")
+        steps = min(steps, fit_steps)
+    log(f"training each model for {steps} steps (paper: 10,000)")
+
+    results, trained = {}, {}
+    for kind in models:
+        config = protocol_config(args.dataset, data, kind, steps, args.seed)
+        out = run_dir(args, args.dataset, kind)
+        log(f"{LABELS[kind]}: training -> {out}")
+        model, train_s = train_or_reuse(config, data, out, not args.no_progress)
+        trained[kind] = model
+        log(f"{LABELS[kind]}: evaluating (-EL on {n_test} test points, -LL with {args.eval_samples} samples on {n_nll})")
+        t = time.perf_counter()
+        torch.manual_seed(args.seed)
+        full = evaluate(model, data, "test", num_samples=args.elbo_samples)
+        torch.manual_seed(args.seed)
+        nll = evaluate(model, sub, "test", num_samples=args.eval_samples)
+        eval_s = time.perf_counter() - t
+        row = {
+            "neg_elbo": full["mean"]["neg_elbo"],
+            "nll": nll["mean"]["nll"],
+            "kl_z": full["mean"]["kl_z"],
+            "neg_elbo_on_nll_subset": nll["mean"]["neg_elbo"],
+            "gap": nll["mean"]["neg_elbo"] - nll["mean"]["nll"],
+            "kl_u_task": (sum(m["kl_u_task"] for m in full["tasks"].values()) / len(full["tasks"])) if isinstance(model, HyperVAE) else None,
+            "train_seconds": train_s,
+            "eval_seconds": eval_s,
+            "params": param_summary(model),
+            "per_task": {k: {"neg_elbo": full["tasks"][k]["neg_elbo"], "nll": nll["tasks"][k]["nll"]} for k in full["tasks"]},
+            "task_summary": full["task_summary"],
+        }
+        results[kind] = row
+        log(f"{LABELS[kind]}: -EL {row['neg_elbo']:.2f}  -LL {row['nll']:.2f}  KL(z) {row['kl_z']:.2f}  gap {row['gap']:.2f}"
+            + (f"  KL(u) {row['kl_u_task']:.2f}" if row["kl_u_task"] is not None else "") + f"  (train {train_s / 60:.1f} min, eval {eval_s / 60:.1f} min)")
+
+    report = {
+        "table": "table1",
+        "dataset": args.dataset,
+        "command": "pyro-hypervae reproduce " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == ["reproduce"] else None,
+        "data": {k: v for k, v in data.info.items() if k != "elements"} | {"summary": data.summary()},
+        "protocol": {
+            "target": protocol_config(args.dataset, data, "vae", steps, args.seed).target,
+            "z_dim": 10, "u_dim": 10, "lr": 3e-4, "tasks_per_batch": 1, "points_per_task": 100,
+            "steps": steps, "paper_steps": 10000, "seed": args.seed,
+            "eval_samples": args.eval_samples, "elbo_samples": args.elbo_samples,
+            "nll_points_per_task": per_task_nll, "n_test": n_test, "n_nll": n_nll,
+            "mean": "mean over tasks of the per-point means",
+        },
+        "step_seconds": timing,
+        "results": results,
+        "paper": PAPER_TABLE1.get(args.dataset),
+        "wall_minutes": (time.perf_counter() - t0) / 60,
+        "torch_threads": torch.get_num_threads(),
+    }
+    md = table1_markdown(report, trained)
+    write_outputs(args, f"table1_{Path(args.dataset).stem}", report, md)
+    return report
+
+
+def table1_markdown(rep: dict, models) -> str:
+    p = rep["protocol"]
+    lines = [
+        f"# Table 1, {rep['dataset']}: density estimation (nats per point, test set, mean over tasks)",
+        "",
+        f"Data: {rep['data']['summary']}. Binarization: {rep['data'].get('binarization')} (seed {rep['data'].get('seed')}); "
+        f"split: {rep['data'].get('split')}."
+        + (f" Transform: {rep['data']['transform']}." if "transform" in rep["data"] else ""),
+        f"Protocol: {p['target']} target, z {p['z_dim']}-d, u {p['u_dim']}-d, Adam {p['lr']}, batches of {p['points_per_task']} points of one task, "
+        f"**{p['steps']} steps** (paper: {p['paper_steps']}), seed {p['seed']}. -EL: {p['elbo_samples']} z samples per point on all {p['n_test']} test points; "
+        f"-LL: IS with {p['eval_samples']} samples on {p['n_nll']} test points"
+        + (f" ({p['nll_points_per_task']} per task, fixed random subset)" if p["nll_points_per_task"] else " (all)") + ".",
+        "",
+        "| model | -EL | -LL | KL(z) | gap -EL - -LL | KL(u) per task | train min | eval min |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for kind, r in rep["results"].items():
+        lines.append(
+            f"| {LABELS[kind]} | {r['neg_elbo']:.1f} | {r['nll']:.1f} | {r['kl_z']:.1f} | {r['gap']:.1f} | {_fmt(r['kl_u_task'], 2)} | "
+            f"{r['train_seconds'] / 60:.1f} | {r['eval_seconds'] / 60:.1f} |"
+        )
+    paper = rep.get("paper")
+    if paper:
+        lines += ["", f"The paper's numbers ({paper['column']}; its KL column equals -EL - -LL):", "",
+                  "| model | -EL | -LL | KL | KL(u) |", "|---|---|---|---|---|"]
+        for kind, (el, ll, kl, klu) in paper["rows"].items():
+            lines.append(f"| {LABELS[kind]} | {el} | {ll} | {kl} | {_fmt(klu)} |")
+    lines += ["", "Parameters (thousands; the paper's Table 2 for its 445K target VAE):", "", param_table({LABELS[k]: m for k, m in models.items()})]
+    if rep["step_seconds"]:
+        lines += ["", "Measured seconds per step: " + ", ".join(f"{LABELS[k]} {v:.3f}" for k, v in rep["step_seconds"].items())
+                  + f" (torch threads: {rep['torch_threads']}). Wall time: {rep['wall_minutes']:.1f} min."]
+    if rep.get("command"):
+        lines += ["", f"Command: `{rep['command']}`"]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------
+# Table 3
+# --------------------------------------------------------------------------
+def table3(args) -> dict:
+    from .outliers import detection_metrics, outlier_scores, train_threshold
+
+    t0 = time.perf_counter()
+    if args.dataset not in OUTLIER_SOURCE and not args.outliers:
+        raise ValueError(f"table3 pairs image datasets {sorted(OUTLIER_SOURCE)}; for {args.dataset!r} pass --outliers DATASET (same x shape)")
+    source = args.outliers or OUTLIER_SOURCE[args.dataset]
+    data = load_dataset(args.dataset, None, args.seed)
+    other = load_dataset(source, None, args.seed)
+    if other.x_shape != data.x_shape:
+        raise ValueError(f"outlier source {source} has x shape {other.x_shape}, {args.dataset} has {data.x_shape}")
+    g = torch.Generator().manual_seed(args.seed)
+    per_task = args.normal_points if not args.quick else 3
+    normal = torch.cat([data.points(t, "test")[torch.randperm(len(data.points(t, "test")), generator=g)[:per_task]] for t in range(data.num_tasks)])
+    n_out = int(round(0.25 * len(normal)))  # outliers are 20% of the test set
+    pool = other.x[~other.is_train]
+    outl = pool[torch.randperm(len(pool), generator=g)[:n_out]]
+    train_x = data.x[data.is_train]
+    train_x = train_x[torch.randperm(len(train_x), generator=g)[: (100 if args.quick else args.threshold_points)]]
+    x = torch.cat([normal, outl])
+    y = np.r_[np.zeros(len(normal), bool), np.ones(len(outl), bool)]
+    log(f"normal: {len(normal)} test points of {args.dataset}; outliers: {len(outl)} test points of {source}; threshold from {len(train_x)} training points")
+
+    rows, models = {}, {}
+    for kind in args.models:
+        out = run_dir(args, args.dataset, kind)
+        if (out / "checkpoint.pt").exists():
+            log(f"{LABELS[kind]}: using trained run {out}")
+            _, _, model = load_run(out)
+        else:
+            steps = args.steps if args.steps < 10**9 else 10000
+            log(f"{LABELS[kind]}: no run at {out}; training {steps} steps")
+            model, _ = train_or_reuse(protocol_config(args.dataset, data, kind, steps, args.seed), data, out, not args.no_progress)
+        models[kind] = model
+        torch.manual_seed(args.seed)
+        s_test = outlier_scores(model, x, num_samples=args.score_samples)
+        s_train = outlier_scores(model, train_x, num_samples=args.score_samples)
+        for name in s_test:
+            label = kind if kind != "metavae" else f"metavae ({'KL' if name == 'kl' else '-EL'})"
+            thr = train_threshold(s_train[name].numpy(), args.percentile)
+            rows[label] = detection_metrics(s_test[name].numpy(), y, thr) | {"score": name}
+            r = rows[label]
+            log(f"{label}: AUC {r['auc']:.1f}  FPR {r['fpr']:.1f}  FNR {r['fnr']:.1f}  (threshold {thr:.1f})")
+    report = {
+        "table": "table3",
+        "dataset": args.dataset,
+        "outlier_source": source,
+        "command": "pyro-hypervae reproduce " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == ["reproduce"] else None,
+        "protocol": {"n_normal": len(normal), "n_outliers": len(outl), "threshold": f"{args.percentile}th percentile of {len(train_x)} normal training scores",
+                     "score_samples": args.score_samples, "seed": args.seed},
+        "results": rows,
+        "paper": PAPER_TABLE3.get(args.dataset),
+        "wall_minutes": (time.perf_counter() - t0) / 60,
+    }
+    lines = [
+        f"# Table 3, normal = {args.dataset}, outliers = {source} (20% of the test set)", "",
+        f"{len(normal)} normal test points, {len(outl)} outliers; flagged when score > the {args.percentile}th percentile of "
+        f"{len(train_x)} normal training scores; negative ELBO with {args.score_samples} z samples.", "",
+        "| model | AUC | FPR | FNR | paper AUC | paper FPR | paper FNR |", "|---|---|---|---|---|---|---|",
+    ]
+    paper = PAPER_TABLE3.get(args.dataset, {})
+    for label, r in rows.items():
+        p = paper.get(label, (None, None, None))
+        lines.append(f"| {label} | {r['auc']:.1f} | {r['fpr']:.1f} | {r['fnr']:.1f} | {_fmt(p[0])} | {_fmt(p[1])} | {_fmt(p[2])} |")
+    if report["command"]:
+        lines += ["", f"Command: `{report['command']}`"]
+    write_outputs(args, f"table3_{Path(args.dataset).stem}", report, "\n".join(lines) + "\n")
+    return report
+
+
+def write_outputs(args, stem: str, report: dict, md: str) -> None:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(report, indent=1))
+    (out / f"{stem}.md").write_text(md)
+    print(md)
+    log(f"wrote {out / (stem + '.json')} and {out / (stem + '.md')}")
+
+
+def cmd_reproduce(args) -> int:
+    if args.quick:
+        args.steps = min(args.steps, 3)
+        args.budget_minutes = 0
+        args.eval_samples = min(args.eval_samples, 16)
+        args.elbo_samples = min(args.elbo_samples, 2)
+    if args.out is None:
+        args.out = "runs/reproduce-quick/results" if args.quick else "docs/results"
+    if args.runs is None:
+        args.runs = "runs/reproduce-quick" if args.quick else "runs/reproduce"
+    bad = [m for m in args.models if m not in MODELS]
+    if bad:
+        raise ValueError(f"unknown model(s) {bad}; choose from {list(MODELS)}")
+    (table1 if args.table == "table1" else table3)(args)
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("reproduce", help="the paper's Table 1 or Table 3 on real data, beside its numbers")
+    p.add_argument("table", choices=["table1", "table3"])
+    p.add_argument("--dataset", required=True, help="fashion-mnist, mnist5k, alloys (or any dataset name/.npz load_dataset takes)")
+    p.add_argument("--quick", action="store_true", help="a tiny smoke budget (3 steps, few samples); writes under runs/reproduce-quick")
+    p.add_argument("--steps", type=int, default=10000, help="training steps per model (paper: 10,000); capped by --budget-minutes")
+    p.add_argument("--budget-minutes", type=float, default=55.0, help="wall-time budget of table1; steps are cut to fit (0: no cap)")
+    p.add_argument("--models", nargs="+", default=list(MODELS), help=f"models to run (default: {' '.join(MODELS)})")
+    p.add_argument("--eval-samples", type=int, default=1024, help="importance samples for -LL (paper: 1024)")
+    p.add_argument("--elbo-samples", type=int, default=8, help="z samples per point for -EL on the whole test set")
+    p.add_argument("--nll-points", type=int, default=None, help="test points per task for -LL (default: 20 for images, all otherwise)")
+    p.add_argument("--normal-points", type=int, default=200, help="table3: normal test points per task")
+    p.add_argument("--threshold-points", type=int, default=1000, help="table3: normal training points for the threshold")
+    p.add_argument("--percentile", type=float, default=95.0, help="table3: threshold percentile of training scores")
+    p.add_argument("--score-samples", type=int, default=8, help="table3: z samples in the negative ELBO score")
+    p.add_argument("--outliers", default=None, help="table3: outlier dataset (default: the other image dataset)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="where the JSON and markdown go (default docs/results)")
+    p.add_argument("--runs", default=None, help="run directories (default runs/reproduce)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_reproduce)

@@ -1,0 +1,115 @@
+"""Outlier scores and metrics, the score command, and reproduce --quick on tiny synthetic data."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from pyro_hypervae.baselines import MetaVAE, PerTaskVAE
+from pyro_hypervae.cli import main
+from pyro_hypervae.data import DataError
+from pyro_hypervae.evaluate import point_metrics
+from pyro_hypervae.model import HyperVAE, PooledVAE
+from pyro_hypervae.outliers import batched_neg_elbo, detection_metrics, outlier_scores, train_threshold
+from pyro_hypervae.target import MLPVAE
+
+
+def test_detection_metrics_known_case():
+    y = np.array([0, 0, 0, 0, 1, 1], bool)
+    s = np.array([0.1, 0.4, 0.35, 0.8, 0.9, 0.3])
+    m = detection_metrics(s, y, threshold=0.5)
+    assert m["auc"] == pytest.approx(100 * roc_auc_score(y, s))
+    assert m["auc"] == pytest.approx(100 * 5 / 8)  # 5 of the 8 (outlier, normal) pairs ordered right
+    assert m["fpr"] == pytest.approx(25.0)  # 0.8 of 4 normals flagged
+    assert m["fnr"] == pytest.approx(50.0)  # 0.3 missed of 2 outliers
+    assert train_threshold(np.arange(101.0)) == pytest.approx(95.0)
+    with pytest.raises(ValueError):
+        detection_metrics(s, np.zeros(6, bool), 0.5)
+
+
+def test_scores_agree_with_point_metrics():
+    """The pooled VAE's score is the negative ELBO of evaluate.point_metrics."""
+    target = MLPVAE((6,), z_dim=2, hidden=(8,))
+    m = PooledVAE(target)
+    x = torch.rand(7, 6).round()
+    torch.manual_seed(0)
+    s = outlier_scores(m, x, num_samples=4000, chunk=3)["neg_elbo"]
+    ref = point_metrics(m, x, m.task_theta(x[None]), num_samples=4000)["neg_elbo"]
+    torch.testing.assert_close(s, ref, atol=0.05, rtol=0)
+
+
+def test_each_model_scores():
+    target = MLPVAE((6,), z_dim=2, hidden=(8,))
+    x = torch.rand(5, 6).round()
+    for m, names in ((HyperVAE(target, u_dim=2, rank=3, trunk_width=4), {"neg_elbo"}), (MetaVAE(target, 3), {"neg_elbo", "kl"}), (PerTaskVAE(target, 3), {"neg_elbo"})):
+        s = outlier_scores(m, x, num_samples=3, chunk=2)
+        assert set(s) == names and all(v.shape == (5,) and torch.isfinite(v).all() for v in s.values())
+
+
+def test_hypervae_score_uses_each_point_alone():
+    """Point i's HyperVAE score depends on point i only (its own q(u | x_i))."""
+    target = MLPVAE((6,), z_dim=2, hidden=(8,))
+    m = HyperVAE(target, u_dim=2, rank=3, trunk_width=4)
+    x = torch.rand(4, 6).round()
+    torch.manual_seed(1)
+    a = outlier_scores(m, x, num_samples=3000)["neg_elbo"]
+    torch.manual_seed(2)
+    b = outlier_scores(m, x[:1], num_samples=3000)["neg_elbo"]
+    torch.testing.assert_close(a[:1], b, atol=0.05, rtol=0)
+
+
+def test_metavae_kl_and_mean_over_decoders():
+    target = MLPVAE((6,), z_dim=2, hidden=(8,))
+    m = MetaVAE(target, 3)
+    x = torch.rand(4, 6).round()
+    enc = {n: p.detach() for n, p in m.encoder.items()}
+    r = batched_neg_elbo(target, x, enc, m.all_decoders(), num_samples=2)
+    assert r["neg_elbo"].shape == (3, 4)
+    s = outlier_scores(m, x, num_samples=2)
+    loc, scale = target.encode(x[None], enc)
+    kl = (0.5 * (loc**2 + scale**2 - 1) - scale.log()).sum(-1)[0]
+    torch.testing.assert_close(s["kl"], kl)
+
+
+@pytest.fixture(scope="module")
+def tiny_npz(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tiny")
+    rng = np.random.default_rng(0)
+    protos = rng.random((2, 1, 8, 8))
+    task = np.repeat(np.arange(2), 15)
+    x = (rng.random((30, 1, 8, 8)) < protos[task]).astype(np.float32)
+    np.savez(d / "tiny.npz", x=x, task=task)
+    np.savez(d / "other.npz", x=(rng.random((30, 1, 8, 8)) < 0.5).astype(np.float32), task=task)
+    return d
+
+
+def test_score_command(tiny_npz, tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", str(tiny_npz / "tiny.npz"), "--model", "metavae", "--out", str(run), "--steps", "2",
+                 "--z-dim", "2", "--no-progress", "--tasks-per-batch", "1", "--points-per-task", "8"]) == 0
+    out = tmp_path / "s.json"
+    assert main(["score", "--run", str(run), "--data", str(tiny_npz / "other.npz"), "--out", str(out), "--score", "kl"]) == 0
+    r = json.loads(out.read_text())
+    assert r["model"] == "metavae" and r["score"] == "kl" and len(r["scores"]) == 30 and r["higher_is_more_anomalous"]
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x=np.zeros((3, 5)))
+    assert main(["score", "--run", str(run), "--data", str(bad), "--out", str(out)]) == 2
+    assert main(["score", "--run", str(run), "--data", str(tmp_path / "none.npz"), "--out", str(out)]) == 2
+
+
+def test_reproduce_quick(tiny_npz, tmp_path):
+    args = ["--quick", "--no-progress", "--out", str(tmp_path / "res"), "--runs", str(tmp_path / "runs")]
+    assert main(["reproduce", "table1", "--dataset", str(tiny_npz / "tiny.npz")] + args) == 0
+    rep = json.loads((tmp_path / "res" / "table1_tiny.json").read_text())
+    assert set(rep["results"]) == {"vae", "metavae", "hypervae", "pertask"}
+    assert rep["protocol"]["steps"] == 3 and rep["protocol"]["points_per_task"] == 100
+    assert all(np.isfinite(r["nll"]) for r in rep["results"].values())
+    assert "| HyperVAE |" in (tmp_path / "res" / "table1_tiny.md").read_text()
+    # table3 reuses the table1 runs
+    assert main(["reproduce", "table3", "--dataset", str(tiny_npz / "tiny.npz"), "--outliers", str(tiny_npz / "other.npz"),
+                 "--models", "vae", "metavae", "hypervae"] + args) == 0
+    rep3 = json.loads((tmp_path / "res" / "table3_tiny.json").read_text())
+    assert set(rep3["results"]) == {"vae", "metavae (KL)", "metavae (-EL)", "hypervae"}
+    assert all(0 <= r["auc"] <= 100 for r in rep3["results"].values())
