@@ -9,16 +9,19 @@ HyperVAE and per-task VAEs. Columns, nats per point, mean over tasks:
 * -EL: negative ELBO on the whole test set (``--elbo-samples`` z draws per point);
 * -LL: IS-NLL with ``--eval-samples`` (1024) on ``--nll-points`` test points per
   task (all of them by default for the alloys; a fixed random subset for the
-  images, where 1024 decoder passes per point cost ~0.3 s on a CPU core);
+  images, where 1024 decoder passes per point cost 0.3-0.7 s on a shared CPU);
 * KL(z): KL(q(z|x) || p(z)), closed form, whole test set;
 * gap: -EL - -LL on the NLL subset (the paper's "KL" column equals this gap,
   see docs/results/README.md);
 * KL(u): KL(q(u|D_t) || p(u)) per task (HyperVAE only).
 
 Budget: with ``--budget-minutes`` (default 55) the command times a few steps of
-each model and the evaluation first, then trains every model for the same number
-of steps, ``min(--steps, what fits)``; the JSON records the steps actually run
-and the measured step times. ``--steps N --budget-minutes 0`` forces N.
+each model and the evaluation first and plans the same number of steps for every
+model, ``min(--steps, what fits)``. Each model then trains in chunks of 100
+steps against its share of the remaining time, so a machine that slows down
+(other jobs) cuts steps rather than blowing the budget; the JSON and table record
+the steps each model actually ran and the measured step times.
+``--steps N --budget-minutes 0`` forces N.
 
 Table 3 (outlier detection): models trained on the normal dataset only (the
 table1 runs are reused when present), the normal test set plus 25% as many
@@ -129,19 +132,35 @@ def run_dir(args, dataset: str, kind: str) -> Path:
     return Path(args.runs) / Path(dataset).stem / kind
 
 
-def train_or_reuse(config: Config, data: TaskDataset, out: Path, progress: bool):
-    """Train into ``out``, or reuse its finished checkpoint when the config matches."""
+def train_or_reuse(config: Config, data: TaskDataset, out: Path, progress: bool, deadline: Optional[float] = None, chunk: int = 100):
+    """Train into ``out`` for ``config.steps`` steps, or reuse its finished
+    checkpoint when the config matches. With ``deadline`` (a ``time.perf_counter``
+    value) training runs in chunks of ``chunk`` steps (``fit`` resumes from the
+    checkpoint, so the chunks make one uninterrupted run) and stops after the
+    chunk that passes the deadline. Returns (model, seconds, steps done)."""
     cfg_path = out / "config.json"
     if (out / "checkpoint.pt").exists() and cfg_path.exists() and json.loads(cfg_path.read_text()) == config.to_dict():
         _, _, model = load_run(out)
         hist = json.loads((out / "history.json").read_text()) if (out / "history.json").exists() else []
         if hist and hist[-1]["step"] == config.steps:
             log(f"reusing finished run {out}")
-            return model, 0.0
+            return model, 0.0, config.steps
     model = build_model(config, data)
     t = time.perf_counter()
-    fit(model, data, config, out_dir=out, progress=progress)
-    return model, time.perf_counter() - t
+    if deadline is None:
+        fit(model, data, config, out_dir=out, progress=progress)
+        return model, time.perf_counter() - t, config.steps
+    done = 0
+    while done < config.steps:
+        nxt = min(config.steps, done + chunk)
+        fit(model, data, Config.from_dict(config.to_dict() | {"steps": nxt}), out_dir=out, resume=done > 0, progress=progress)
+        done = nxt
+        el = time.perf_counter() - t
+        log(f"  {config.model}: {done}/{config.steps} steps, {el / done:.2f} s/step, {max(0.0, deadline - time.perf_counter()) / 60:.1f} min left of its share")
+        if time.perf_counter() > deadline and done < config.steps:
+            log(f"  {config.model}: time share used up; stopping at {done} steps")
+            break
+    return model, time.perf_counter() - t, done
 
 
 def _fmt(v, digits=1):
@@ -157,7 +176,7 @@ def table1(args) -> dict:
     log(data.summary())
     image = len(data.x_shape) == 3
     models = args.models
-    per_task_nll = args.nll_points if args.nll_points is not None else (20 if image else None)
+    per_task_nll = args.nll_points if args.nll_points is not None else (16 if image else None)
     if args.quick:
         per_task_nll = min(per_task_nll or 4, 4)
     sub = nll_subset(data, per_task_nll, args.seed)
@@ -165,7 +184,7 @@ def table1(args) -> dict:
 
     # -- size the budget: time each model's step and the evaluation ---------
     steps = args.steps
-    timing = {}
+    timing, eval_est = {}, 0.0
     if args.budget_minutes > 0:
         log("timing a few steps of each model to size the budget ...")
         for kind in models:
@@ -181,11 +200,17 @@ def table1(args) -> dict:
     log(f"training each model for {steps} steps (paper: 10,000)")
 
     results, trained = {}, {}
-    for kind in models:
+    end = t0 + args.budget_minutes * 60
+    for i, kind in enumerate(models):
         config = protocol_config(args.dataset, data, kind, steps, args.seed)
         out = run_dir(args, args.dataset, kind)
+        deadline = None
+        if args.budget_minutes > 0:
+            # this model's share of what is left after the remaining evaluations
+            left = len(models) - i
+            deadline = time.perf_counter() + max(0.0, end - time.perf_counter() - eval_est * left / len(models)) / left
         log(f"{LABELS[kind]}: training -> {out}")
-        model, train_s = train_or_reuse(config, data, out, not args.no_progress)
+        model, train_s, done = train_or_reuse(config, data, out, not args.no_progress, deadline)
         trained[kind] = model
         log(f"{LABELS[kind]}: evaluating (-EL on {n_test} test points, -LL with {args.eval_samples} samples on {n_nll})")
         t = time.perf_counter()
@@ -201,6 +226,7 @@ def table1(args) -> dict:
             "neg_elbo_on_nll_subset": nll["mean"]["neg_elbo"],
             "gap": nll["mean"]["neg_elbo"] - nll["mean"]["nll"],
             "kl_u_task": (sum(m["kl_u_task"] for m in full["tasks"].values()) / len(full["tasks"])) if isinstance(model, HyperVAE) else None,
+            "steps": done,
             "train_seconds": train_s,
             "eval_seconds": eval_s,
             "params": param_summary(model),
@@ -248,12 +274,12 @@ def table1_markdown(rep: dict, models) -> str:
         f"-LL: IS with {p['eval_samples']} samples on {p['n_nll']} test points"
         + (f" ({p['nll_points_per_task']} per task, fixed random subset)" if p["nll_points_per_task"] else " (all)") + ".",
         "",
-        "| model | -EL | -LL | KL(z) | gap -EL - -LL | KL(u) per task | train min | eval min |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | -EL | -LL | KL(z) | gap -EL - -LL | KL(u) per task | steps | train min | eval min |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for kind, r in rep["results"].items():
         lines.append(
-            f"| {LABELS[kind]} | {r['neg_elbo']:.1f} | {r['nll']:.1f} | {r['kl_z']:.1f} | {r['gap']:.1f} | {_fmt(r['kl_u_task'], 2)} | "
+            f"| {LABELS[kind]} | {r['neg_elbo']:.1f} | {r['nll']:.1f} | {r['kl_z']:.1f} | {r['gap']:.1f} | {_fmt(r['kl_u_task'], 2)} | {r['steps']} | "
             f"{r['train_seconds'] / 60:.1f} | {r['eval_seconds'] / 60:.1f} |"
         )
     paper = rep.get("paper")
@@ -306,7 +332,7 @@ def table3(args) -> dict:
         else:
             steps = args.steps if args.steps < 10**9 else 10000
             log(f"{LABELS[kind]}: no run at {out}; training {steps} steps")
-            model, _ = train_or_reuse(protocol_config(args.dataset, data, kind, steps, args.seed), data, out, not args.no_progress)
+            model, _, _ = train_or_reuse(protocol_config(args.dataset, data, kind, steps, args.seed), data, out, not args.no_progress)
         models[kind] = model
         torch.manual_seed(args.seed)
         s_test = outlier_scores(model, x, num_samples=args.score_samples)
@@ -354,6 +380,9 @@ def write_outputs(args, stem: str, report: dict, md: str) -> None:
 
 
 def cmd_reproduce(args) -> int:
+    # One intra-op thread by default: on a shared, oversubscribed CPU two OpenMP
+    # threads made a training step ~25x slower (2.4 s against 0.09 s measured).
+    torch.set_num_threads(args.threads)
     if args.quick:
         args.steps = min(args.steps, 3)
         args.budget_minutes = 0
@@ -379,14 +408,15 @@ def register(subparsers) -> None:
     p.add_argument("--budget-minutes", type=float, default=55.0, help="wall-time budget of table1; steps are cut to fit (0: no cap)")
     p.add_argument("--models", nargs="+", default=list(MODELS), help=f"models to run (default: {' '.join(MODELS)})")
     p.add_argument("--eval-samples", type=int, default=1024, help="importance samples for -LL (paper: 1024)")
-    p.add_argument("--elbo-samples", type=int, default=8, help="z samples per point for -EL on the whole test set")
-    p.add_argument("--nll-points", type=int, default=None, help="test points per task for -LL (default: 20 for images, all otherwise)")
+    p.add_argument("--elbo-samples", type=int, default=4, help="z samples per point for -EL on the whole test set")
+    p.add_argument("--nll-points", type=int, default=None, help="test points per task for -LL (default: 16 for images, all otherwise)")
     p.add_argument("--normal-points", type=int, default=200, help="table3: normal test points per task")
     p.add_argument("--threshold-points", type=int, default=1000, help="table3: normal training points for the threshold")
     p.add_argument("--percentile", type=float, default=95.0, help="table3: threshold percentile of training scores")
     p.add_argument("--score-samples", type=int, default=8, help="table3: z samples in the negative ELBO score")
     p.add_argument("--outliers", default=None, help="table3: outlier dataset (default: the other image dataset)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1; more only on an idle machine)")
     p.add_argument("--out", default=None, help="where the JSON and markdown go (default docs/results)")
     p.add_argument("--runs", default=None, help="run directories (default runs/reproduce)")
     p.add_argument("--no-progress", action="store_true")
