@@ -38,10 +38,11 @@ was conditioned on there, which is the textbook use of PSIS-LOO.
 
 For models with point-estimate parameters (the pooled VAE, and the baselines'
 MetaVAE and per-task VAEs: theta_t fixed, no u) the posterior holds only
-``theta_norm`` and ``theta_tensor_norm`` (constant over draws); the draws of
-their log-likelihood differ by importance-sampling noise alone, so their
-``az.loo`` is their held-out log-likelihood and they sit in the same
-``az.compare`` table as HyperVAE.
+``theta_norm`` and ``theta_tensor_norm``, constant over draws, and their
+log-likelihood is the same in every draw (one importance-sampling estimate per
+point), so their ``az.loo`` is exactly their held-out log-likelihood (p_loo = 0)
+and they sit in the same ``az.compare`` table as HyperVAE. The same holds for a
+point-mass u-guide (``AutoDeltaUGuide``).
 """
 
 from __future__ import annotations
@@ -267,9 +268,8 @@ def to_inference_data(
         tensor_norm.append(per.expand(S, -1).reshape(C, D, -1))
         if len(x) == 0:
             continue
-        lp = marginal_log_likelihood(target, theta, x, is_samples, generator=g) if is_hyper else torch.cat(
-            [marginal_log_likelihood(target, theta, x, is_samples, generator=g) for _ in range(S)]
-        )
+        lp = marginal_log_likelihood(target, theta, x, is_samples, generator=g)  # (S, n), or (1, n): one theta
+        lp = lp.expand(S, len(x))
         ll.append(lp.reshape(C, D, len(x)))
         obs_x.append(x)
         obs_task.append(torch.full((len(x),), t, dtype=torch.long))
@@ -535,7 +535,8 @@ def compare_priors(
         refit: ``"all"`` (default), ``"prior"``, a tuple of parts for
             ``guides.refit`` (``"prior"``, ``"u_guide"``, ``"hyper_decoder"``), a
             callable ``(hvae_copy, data) -> None``, or ``None`` for no refit.
-        refit_steps, refit_lr: for ``guides.refit``.
+        refit_steps: steps of ``guides.refit``.
+        refit_lr: its learning rate.
         ic: ``"loo"`` or ``"waic"``.
         seed: seeds the refit batches and the InferenceData draws.
         idata_kwargs: for ``to_inference_data`` (same for every model).

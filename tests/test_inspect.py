@@ -127,7 +127,11 @@ def test_compare_ranks_trained_above_untrained(trained, digits):
     assert table.loc["trained", "rank"] == 0
     assert set(table.index) == {"trained", "untrained", "pooled_untrained"}
     assert table["elpd_loo"].is_monotonic_decreasing
-    assert "u" not in idatas["pooled_untrained"].posterior
+    pooled_idata = idatas["pooled_untrained"]
+    assert "u" not in pooled_idata.posterior
+    ll = pooled_idata.log_likelihood["x"].values
+    assert np.allclose(ll, ll[:1, :1])  # one theta: the same log-likelihood in every draw
+    assert abs(table.loc["pooled_untrained", "elpd_loo"] - lppd(pooled_idata)["elpd"]) < 1e-3
 
 
 def test_compare_needs_the_same_points(trained, digits, idata):

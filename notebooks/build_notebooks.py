@@ -1,0 +1,529 @@
+"""Writes the tutorial notebooks (no outputs) with nbformat.
+
+    .venv/bin/python notebooks/build_notebooks.py      # rewrites notebooks/*.ipynb
+
+Edit the cells here, not in the .ipynb files. Each notebook has one cell tagged
+``parameters`` (run sizes); tests/test_notebooks.py appends small values to it
+and runs every notebook top to bottom.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+
+
+def md(text: str):
+    return new_markdown_cell(text.strip("\n"))
+
+
+def code(text: str, parameters: bool = False):
+    cell = new_code_cell(text.strip("\n"))
+    if parameters:
+        cell.metadata["tags"] = ["parameters"]
+    return cell
+
+
+SETUP = """
+import copy
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pyro
+import torch
+
+torch.set_num_threads(THREADS)
+pyro.set_rng_seed(SEED)
+"""
+
+# --------------------------------------------------------------------------
+# (a) from a VAE to a HyperVAE
+# --------------------------------------------------------------------------
+VAE_TO_HYPERVAE = [
+    md("""
+# From a VAE to a HyperVAE
+
+A VAE learns one distribution from one data set. HyperVAE (Nguyen et al. 2021)
+learns a *distribution over VAEs*: every task t (here: every digit 0-9 of
+scikit-learn's 8x8 digits) gets its own target VAE with parameters theta_t, and
+the thetas are generated from a low-dimensional hyper-latent u_t by a learned
+hyper-decoder. This notebook builds the hierarchy step by step, draws its
+graphical model, takes the minimum-description-length (MDL) objective apart term
+by term, and trains it against the pooled VAE (one VAE for all tasks).
+
+Run sizes are in the next cell; the defaults take a few minutes on a CPU.
+"""),
+    code("""
+STEPS = 600         # SVI steps per model
+IS_SAMPLES = 128    # importance samples for the test NLL
+THREADS = 2
+SEED = 0
+""", parameters=True),
+    code(SETUP),
+    md("""
+## The data: tasks of points
+
+A `TaskDataset` holds every image with its task label and train/test split.
+The images are statically binarized once (seeded), as in the paper.
+"""),
+    code("""
+from pyro_hypervae import Config, TaskSampler, build_model, evaluate, fit, load_digits
+from pyro_hypervae.evaluate import format_table
+
+data = load_digits()
+print(data.summary())
+fig, axes = plt.subplots(3, 10, figsize=(8, 2.6))
+for t in range(10):
+    for r in range(3):
+        axes[r, t].imshow(data.points(t)[r, 0], cmap="gray_r")
+        axes[r, t].axis("off")
+    axes[0, t].set_title(data.task_names[t])
+plt.show()
+"""),
+    md("""
+## Level 1: a target VAE whose parameters are passed in
+
+The target family describes its parameters by name and shape; its forward
+passes take the parameters as an argument, for a whole batch of models at once.
+The pooled VAE owns one set of them, shared by every task.
+"""),
+    code("""
+config = Config(steps=STEPS, seed=SEED)
+pooled = build_model(Config.from_dict(config.to_dict() | {"model": "vae"}), data)
+target = pooled.target
+for name, shape in target.param_shapes.items():
+    print(f"{name:14s} {str(shape):12s}")
+print("parameters of one target VAE:", target.num_params())
+"""),
+    md("""
+## Level 2: a hyper-latent u per task, decoded into theta
+
+HyperVAE adds, for each task t, u_t ~ N(0, I) and theta_t = g_gamma(u_t), a
+matrix-network hyper-decoder. Inference has two amortized levels: q(u | D_t)
+from a task encoder, and q(z | x) from the *generated* target encoder.
+The plates make the conditional independences explicit: `tasks` (dim -2) and
+`points` (dim -1) inside it.
+"""),
+    code("""
+hvae = build_model(config, data)
+print(hvae.param_counts())
+sampler = TaskSampler(data, tasks_per_batch=3, points_per_task=5)
+x, task_idx = sampler.sample()
+print("task batch:", tuple(x.shape), "tasks", task_idx.tolist())
+trace = pyro.poutine.trace(hvae.model).get_trace(x)
+print(trace.format_shapes())
+"""),
+    md("""
+`pyro.render_model` draws the same structure (Graphviz): u is drawn once per
+task, theta is a deterministic function of it (dashed), z and x once per point.
+"""),
+    code("""
+from pyro_hypervae.inspect import example_batch, render_model
+
+render_model(hvae, example_batch(data, 2, 3))
+"""),
+    md("""
+## The objective, term by term
+
+For task t, the two-part code length is
+
+L(D_t) = sum_i ( E_q[-log p(x_i | z_i, theta(u_t))] + KL(q(z_i | x_i) || p(z)) ) + KL(q(u_t | D_t) || p(u))
+
+the first sum is the cost of the data given the model, the u-KL the cost of the
+model. `MDLELBO` is Pyro's `Trace_ELBO` on it, scaled to nats per point;
+`MDLELBO.terms` returns the parts per task from one sample.
+"""),
+    code("""
+from pyro_hypervae import MDLELBO
+from pyro_hypervae.elbo import NATS_PER_BIT
+
+elbo = MDLELBO()
+x, _ = TaskSampler(data, tasks_per_batch=10, points_per_task=64).sample()
+pyro.set_rng_seed(SEED)
+terms = elbo.terms(hvae.model, hvae.guide, x)
+pyro.set_rng_seed(SEED)
+loss = elbo.loss(hvae.model, hvae.guide, x)
+T, N = x.shape[:2]
+print(f"loss (nats per point)              {loss:.3f}")
+print(f"sum_t (data_t + kl_u_t) / (T N)     {(terms.total.sum() / (T * N)).item():.3f}")
+bits = terms.bits()
+print("per task, bits: data | of which KL on z | model (KL on u)")
+for t in range(T):
+    print(f"  task {t}: {bits.data[t]:9.1f} | {bits.kl_z[t]:8.1f} | {bits.kl_u[t]:6.2f}")
+print(f"data part per image: {bits.data.mean() / N:.1f} bits (sending the 64 binary pixels raw costs 64 bits)")
+"""),
+    md("""
+Before training, the data part is no better than sending the pixels raw, and
+the model part is the price of the initial q(u | D): narrow (scale about 0.13)
+around the prior's mean, it costs a couple of nats per dim of u against N(0, I).
+Training trades the two against each other.
+
+## Training both models on the same budget
+"""),
+    code("""
+hist_h = fit(hvae, data, config, progress=False)
+hist_v = fit(pooled, data, Config.from_dict(config.to_dict() | {"model": "vae"}), progress=False)
+fig, axes = plt.subplots(1, 3, figsize=(11, 3))
+for hist, label in ((hist_h, "HyperVAE"), (hist_v, "pooled VAE")):
+    steps = [h["step"] for h in hist]
+    axes[0].plot(steps, [h["running_loss"] for h in hist], label=label)
+    axes[1].plot(steps, [h["kl_z"] for h in hist], label=label)
+axes[2].plot([h["step"] for h in hist_h], [h["kl_u"] for h in hist_h], color="C0")
+for ax, title in zip(axes, ("loss, nats per point", "KL on z, nats per point", "KL on u, nats per task")):
+    ax.set_title(title)
+    ax.set_xlabel("step")
+axes[0].legend()
+plt.tight_layout()
+plt.show()
+"""),
+    md("""
+## Held-out description length, in nats and bits
+
+`evaluate` decodes theta_t from the posterior mean of q(u | the task's training
+points) and scores the test points: NLL by importance sampling, the negative
+ELBO, the KL on z, and the u-KL spread over the task's test points.
+"""),
+    code("""
+res_h = evaluate(hvae, data, num_samples=IS_SAMPLES)
+res_v = evaluate(pooled, data, num_samples=IS_SAMPLES)
+print(format_table([res_h, res_v]))
+m = res_h["mean"]
+print()
+print(f"HyperVAE, per test point: data | model = {m['neg_elbo']:.2f} | {m['kl_u']:.3f} nats"
+      f" = {m['neg_elbo'] / NATS_PER_BIT:.2f} | {m['kl_u'] / NATS_PER_BIT:.3f} bits")
+kl_u_bits = [r["kl_u_task"] / NATS_PER_BIT for r in res_h["tasks"].values()]
+print("model description length per task (bits):", [round(b, 2) for b in kl_u_bits])
+"""),
+    md("""
+## One generated VAE per task
+
+Each task's theta, decoded from its posterior mean, is a complete VAE: sample
+z ~ N(0, I) and decode.
+"""),
+    code("""
+from pyro_hypervae.sampling import sample_task
+
+fig, axes = plt.subplots(4, 10, figsize=(8, 3.4))
+for t in range(10):
+    s = sample_task(hvae, data, t, 4, generator=torch.Generator().manual_seed(t))
+    for r in range(4):
+        axes[r, t].imshow(s[r, 0], cmap="gray_r", vmin=0, vmax=1)
+        axes[r, t].axis("off")
+    axes[0, t].set_title(data.task_names[t])
+plt.show()
+"""),
+]
+
+# --------------------------------------------------------------------------
+# (b) swapping priors and guides
+# --------------------------------------------------------------------------
+SWAP = [
+    md("""
+# Swapping priors and guides
+
+A HyperVAE has two swappable modules at the task level: the prior `hvae.prior`
+over u and the u-guide `hvae.u_guide` (q(u | D_t)). This notebook trains one
+model with the paper's choices (N(0, I) and the amortized random-point encoder),
+then swaps each and shows what changes: the u-KL (the model's description
+length), the fit of held-out points (elpd, compared with ArviZ), and the
+posterior over u.
+"""),
+    code("""
+STEPS = 600         # SVI steps of the base model
+REFIT_STEPS = 100   # steps after each swap
+DRAWS = 50          # posterior draws of u per chain
+IS_SAMPLES = 32     # importance samples per log p(x | u)
+POINTS_PER_TASK = None   # held-out points per task to score (None: all)
+THREADS = 2
+SEED = 0
+""", parameters=True),
+    code(SETUP),
+    code("""
+import arviz as az
+
+from pyro_hypervae import Config, build_model, fit, load_digits
+from pyro_hypervae import guides, priors
+from pyro_hypervae.inspect import compare_priors, lppd, to_inference_data
+
+data = load_digits()
+config = Config(steps=STEPS, seed=SEED)
+hvae = build_model(config, data)
+fit(hvae, data, config, progress=False)
+IDATA = dict(num_samples=DRAWS, num_chains=2, is_samples=IS_SAMPLES, max_points_per_task=POINTS_PER_TASK, seed=SEED)
+base = to_inference_data(hvae, data, **IDATA)
+print("held-out lppd per point:", round(lppd(base)["elpd_per_point"], 3))
+"""),
+    md("""
+## Priors
+
+A prior is a module whose call returns a distribution over u. Three ship with the
+package: `StandardNormalPrior` (the paper), `MixturePrior` (a learned mixture of
+Gaussians) and `VampPrior` (a mixture of the task encoder's own posteriors at
+learned pseudo-tasks). Non-Normal priors have no closed-form KL with q(u), so the
+ELBO and `kl_u` use Monte Carlo estimates.
+
+Swapping the prior and re-fitting *only its parameters* lowers the u-KL (the
+prior moves towards the tasks' posteriors) but cannot change the fit of any point:
+q(u | D) and the hyper-decoder are untouched.
+"""),
+    code("""
+def mean_kl_u(model):
+    return np.mean([model.kl_u(data.points(t).unsqueeze(0)).item() for t in range(data.num_tasks)])
+
+print(f"N(0, I): KL on u = {mean_kl_u(hvae):.3f} nats per task")
+for name in ("mixture", "vamp"):
+    m = copy.deepcopy(hvae)
+    m.prior = priors.make_prior(name, m, data, seed=SEED)
+    before = mean_kl_u(m)
+    priors.refit_prior(m, data, steps=REFIT_STEPS, seed=SEED)
+    print(f"{name:8s}: KL on u = {before:.3f} after the swap, {mean_kl_u(m):.3f} after refitting the prior alone")
+"""),
+    md("""
+To compare priors on held-out points, everything must be refitted under each of
+them. `compare_priors` does that on a deep copy per prior (the same number of
+steps for all, the standard normal included) and ranks them with `az.compare`
+by PSIS-LOO elpd on the test points.
+"""),
+    code("""
+table, idatas, fitted = compare_priors(
+    hvae, data, {"normal": "normal", "mixture": "mixture", "vamp": "vamp"},
+    refit="all", refit_steps=REFIT_STEPS, **IDATA)
+table
+"""),
+    code("""
+az.plot_compare(table, insample_dev=False, figsize=(6, 2.5))
+plt.show()
+for name, m in fitted.items():
+    print(f"{name:8s} KL on u {mean_kl_u(m):.3f} nats/task   held-out lppd {lppd(idatas[name])['elpd_per_point']:.3f} nats/point")
+"""),
+    md("""
+A prior can also be chosen before training with the config key `prior`
+(`Config(prior="mixture")`, or `pyro-hypervae train --prior mixture` where the
+command line exposes it).
+
+## Guides
+
+The u-guide is any module with `forward(x)` (samples site "u" inside the tasks
+plate) and `posterior(x)` (loc, scale). Besides the amortized encoder:
+
+* `AutoNormalUGuide`: a free Gaussian per task (Pyro's `AutoNormal` over u),
+  fitted by SVI with everything else frozen: no amortization, so no
+  amortization gap;
+* `AutoDeltaUGuide`: a point per task (Pyro's `AutoDelta`), i.e. MAP over u; its
+  u-term is -log p(u), no longer a code length.
+"""),
+    code("""
+normal_guide = guides.AutoNormalUGuide.from_amortized(hvae, data)
+guides.fit_u_guide(hvae, data, normal_guide, steps=REFIT_STEPS)
+delta_guide = guides.AutoDeltaUGuide.from_amortized(hvae, data)
+guides.fit_u_guide(hvae, data, delta_guide, steps=REFIT_STEPS)
+
+xs = [data.points(t) for t in range(data.num_tasks)]
+a_loc, a_scale = guides.amortized_posterior(hvae, data)
+rows = {"amortized": (a_loc, a_scale)}
+with pyro.settings.context(module_local_params=True):
+    rows["per-task normal"] = tuple(p.detach() for p in normal_guide.loc_scale())
+    rows["per-task delta (MAP)"] = tuple(p.detach() for p in delta_guide.loc_scale())
+print("guide                 train ELBO/point   KL on u/task   mean |loc - amortized loc|")
+for name, (loc, scale) in rows.items():
+    r = guides.task_elbo(hvae, xs, loc, scale, num_samples=16, seed=SEED)
+    print(f"{name:22s} {r['elbo'].mean():14.3f} {r['kl_u'].mean():14.3f} {(loc - a_loc).abs().mean():14.3f}")
+"""),
+    md("""
+Each guide gives its own posterior draws of u, and so its own held-out fit; the
+InferenceData of each can go in one `az.compare` table.
+"""),
+    code("""
+from pyro_hypervae.inspect import compare_models
+
+swapped = {}
+for name, guide in (("amortized", None), ("per-task normal", normal_guide), ("per-task delta", delta_guide)):
+    m = copy.deepcopy(hvae)
+    if guide is not None:
+        m.u_guide = guide
+    swapped[name] = m
+table, guide_idatas = compare_models(swapped, data, **IDATA)
+table
+"""),
+]
+
+# --------------------------------------------------------------------------
+# (c) inspecting posteriors with ArviZ
+# --------------------------------------------------------------------------
+INSPECT = [
+    md("""
+# Inspecting posteriors with ArviZ
+
+`pyro_hypervae.inspect.to_inference_data` turns a trained HyperVAE into an
+`az.InferenceData`: draws of u per task, norms of the generated parameters, the
+log-likelihood of every held-out point under every draw, posterior-predictive
+samples, the observed data. With it: forest plots of u across tasks, NUTS over u
+for one task against the amortized posterior, PSIS-LOO and `az.compare`, and the
+amortization gap.
+"""),
+    code("""
+STEPS = 600          # SVI steps per model
+DRAWS = 100          # posterior draws of u per chain
+CHAINS = 2
+IS_SAMPLES = 64      # importance samples per log p(x | u)
+POINTS_PER_TASK = None
+TASK = 3             # the task for NUTS
+NUTS_SAMPLES = 150
+NUTS_WARMUP = 150
+NUTS_POINTS = 60     # points of the task NUTS conditions on
+GAP_STEPS = 100      # SVI steps of the per-task guide for the amortization gap
+THREADS = 2
+SEED = 0
+""", parameters=True),
+    code(SETUP),
+    code("""
+import arviz as az
+
+from pyro_hypervae import Config, build_model, fit, load_digits
+from pyro_hypervae import guides
+from pyro_hypervae.inspect import (active_u_dims, compare_models, from_nuts, lppd,
+                                   plot_u_forest, plot_u_pair, to_inference_data)
+
+data = load_digits()
+config = Config(steps=STEPS, seed=SEED)
+hvae = build_model(config, data)
+fit(hvae, data, config, progress=False)
+idata = to_inference_data(hvae, data, num_samples=DRAWS, num_chains=CHAINS, is_samples=IS_SAMPLES,
+                          max_points_per_task=POINTS_PER_TASK, seed=SEED)
+idata
+"""),
+    md("""
+## u across tasks
+
+Each task's posterior over u, with its 94% HDI. Most dims of u are often unused
+(their posteriors sit at the prior for every task); `active_u_dims` picks the
+dims whose posterior means differ most between tasks.
+"""),
+    code("""
+dims = active_u_dims(idata, 3)
+print("most active u dims:", dims)
+plot_u_forest(idata, u_dims=dims, figsize=(6, 7))
+plt.show()
+az.summary(idata, var_names=["u"], coords={"task": [str(TASK)], "u_dim": dims}, kind="stats")
+"""),
+    md("""
+The generated parameters differ between tasks: the norm of each task's theta
+(posterior over u pushed through the hyper-decoder).
+"""),
+    code("""
+az.plot_forest(idata, var_names=["theta_norm"], combined=True, figsize=(5, 3.5))
+plt.show()
+"""),
+    md("""
+## Posterior predictive
+
+One fresh point per draw and observed point, from the observed point's task.
+A statistic per point, its ink (number of pixels on), against the data:
+"""),
+    code("""
+pixels = ("channel", "height", "width")
+idata.posterior_predictive["ink"] = idata.posterior_predictive["x"].sum(pixels)
+idata.observed_data["ink"] = idata.observed_data["x"].sum(pixels)
+az.plot_ppc(idata, var_names=["ink"], num_pp_samples=min(50, DRAWS * CHAINS), figsize=(6, 3))
+plt.show()
+"""),
+    md("""
+## NUTS over u for one task
+
+`guides.nuts_u` runs NUTS over u for one task with the hyper-decoder (and
+everything else) frozen, on the density the MDL ELBO targets at the u level.
+If the amortized q(u | D_t) is good, its draws cover the same region.
+"""),
+    code("""
+result = guides.nuts_u(hvae, data, TASK, num_samples=NUTS_SAMPLES, warmup_steps=NUTS_WARMUP,
+                       num_chains=2, n_points=NUTS_POINTS, seed=SEED)
+print(f"NUTS: {result.wall_s:.1f} s, divergences {result.divergences}, max r_hat {result.r_hat.max():.3f}, min ESS {result.ess.min():.0f}")
+nuts_idata = from_nuts(hvae, data, result, is_samples=IS_SAMPLES, max_points_per_task=POINTS_PER_TASK, seed=SEED)
+amortized = to_inference_data(hvae, data, num_samples=NUTS_SAMPLES, num_chains=2, tasks=[TASK], is_samples=2,
+                              max_points_per_task=1, predictive=False, seed=SEED,
+                              summary_split="train")
+plot_u_pair({"NUTS": nuts_idata, "amortized q(u|D)": amortized}, task=data.task_names[TASK], u_dims=dims[:3])
+plt.show()
+"""),
+    md("""
+Note: NUTS conditions on the task's first `NUTS_POINTS` training points; the
+amortized posterior on all of them, so NUTS is somewhat wider. `compare_to_nuts`
+checks, per dim, whether the amortized mean lies in the NUTS 94% HDI.
+"""),
+    code("""
+check = guides.compare_to_nuts(hvae, data, TASK, result=result)
+print("fraction of dims with the amortized mean inside the NUTS 94% HDI:", check["fraction_inside"])
+"""),
+    md("""
+## PSIS-LOO and model comparison
+
+The `log_likelihood` group holds log p(x_i | theta(u_s)) for every held-out
+point x_i and draw u_s, z integrated out by importance sampling. q(u | D_t)
+never saw these points, so `lppd` (the log of the average likelihood over
+draws) is the held-out elpd and `az.loo` a slightly pessimistic version of it.
+Compared with the pooled VAE (no u: its log-likelihood is the same in every
+draw, so its LOO is its held-out log-likelihood):
+"""),
+    code("""
+loo = az.loo(idata, pointwise=True)
+print(loo)
+print("lppd:", round(lppd(idata)["elpd"], 1))
+az.plot_khat(loo, figsize=(6, 2.5))
+plt.show()
+"""),
+    code("""
+vae_config = Config.from_dict(config.to_dict() | {"model": "vae"})
+pooled = build_model(vae_config, data)
+fit(pooled, data, vae_config, progress=False)
+table, idatas = compare_models({"HyperVAE": idata, "pooled VAE": pooled}, data, num_samples=DRAWS, num_chains=CHAINS,
+                               is_samples=IS_SAMPLES, max_points_per_task=POINTS_PER_TASK, seed=SEED)
+az.plot_compare(table, insample_dev=False, figsize=(6, 2))
+plt.show()
+table
+"""),
+    md("""
+## The amortization gap
+
+The amortized task encoder must serve every task with one network. A per-task
+Gaussian guide, started at the amortized posterior and fitted by SVI with
+everything else frozen, shows how much ELBO that costs per task (nats per
+training point; gap >= 0 up to Monte Carlo error).
+"""),
+    code("""
+gap = guides.amortization_gap(hvae, data, steps=GAP_STEPS, seed=SEED)
+print(gap.table())
+"""),
+]
+
+
+NOTEBOOKS = {
+    "01_vae_to_hypervae.ipynb": VAE_TO_HYPERVAE,
+    "02_swapping_priors_and_guides.ipynb": SWAP,
+    "03_inspecting_posteriors_with_arviz.ipynb": INSPECT,
+}
+
+
+def build(out_dir: Path = HERE) -> list[Path]:
+    paths = []
+    for name, cells in NOTEBOOKS.items():
+        nb = new_notebook(cells=[copy.deepcopy(c) for c in cells])
+        for i, cell in enumerate(nb.cells):  # stable ids: rebuilding changes nothing
+            cell["id"] = f"{Path(name).stem[:2]}-{i:02d}"
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nb.metadata["language_info"] = {"name": "python"}
+        path = out_dir / name
+        nbformat.validate(nb)
+        nbformat.write(nb, path)
+        paths.append(path)
+    return paths
+
+
+if __name__ == "__main__":
+    for p in build():
+        print("wrote", p)
