@@ -38,7 +38,8 @@ def resolve_likelihood(config: Config, data: TaskDataset) -> str:
 
 
 def build_model(config: Config, data: TaskDataset) -> TargetHierarchy:
-    """The model a config describes, shaped for ``data``."""
+    """The model a config describes, shaped for ``data``, initialised from ``config.seed``."""
+    pyro.set_rng_seed(config.seed)
     likelihood = resolve_likelihood(config, data)
     if likelihood == "bernoulli" and not data.is_binary:
         raise ValueError(
