@@ -286,7 +286,6 @@ def to_inference_data(
     if not ll:
         raise ValueError(f"no {split} points in the chosen tasks of {data.name}")
 
-    x_dims = _x_dims(data.x_shape)
     obs_x = torch.cat(obs_x)
     obs_task = torch.cat(obs_task)
     binary = target.likelihood.name == "bernoulli"
@@ -297,7 +296,9 @@ def to_inference_data(
     dims = {
         "theta_norm": ["task"],
         "theta_tensor_norm": ["task", "tensor"],
-        "x": ["obs"],
+        # one entry per name for all groups: x is (obs, *pixels) in observed_data and
+        # posterior_predictive; ArviZ drops the event dims for log_likelihood's x
+        "x": ["obs"] + _x_dims(data.x_shape),
         "task": ["obs"],
         "log_prior": ["task"],
         "log_q": ["task"],
@@ -315,7 +316,6 @@ def to_inference_data(
         "tensor": list(target.param_shapes),
         "obs": np.arange(len(obs_x)),
     }
-    # observed_data / posterior_predictive x carry the pixel dims after obs
     kwargs = dict(
         posterior=posterior,
         log_likelihood={"x": torch.cat(ll, 2).numpy()},
@@ -323,7 +323,7 @@ def to_inference_data(
         constant_data={"task": obs_task.numpy()},
         sample_stats=sample_stats,
         coords=coords,
-        dims=dims | {"x": ["obs"] + x_dims},
+        dims=dims,
         attrs={
             "model": model.kind,
             "dataset": data.name,
@@ -429,6 +429,7 @@ def plot_u_forest(idata, u_dims: Optional[Sequence[int]] = None, tasks: Optional
     data = list(idata.values()) if several else idata
     model_names = list(idata.keys()) if several else None
     kwargs.setdefault("combined", True)
+    kwargs.setdefault("labeller", az.labels.DimCoordLabeller())  # "u[task: 3, u_dim: 5]"
     return az.plot_forest(data, model_names=model_names, var_names=["u"], coords=coords, ax=ax, **kwargs)
 
 
@@ -448,6 +449,7 @@ def plot_u_pair(draws: Mapping[str, object], task: str, u_dims: Sequence[int] = 
     import arviz as az
 
     kwargs.setdefault("figsize", (2.6 * len(u_dims), 2.6 * len(u_dims)))
+    kwargs.setdefault("labeller", az.labels.DimCoordLabeller())
     ax = None
     handles = []
     for i, (label, idata) in enumerate(draws.items()):
