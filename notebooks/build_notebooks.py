@@ -376,7 +376,8 @@ POINTS_PER_TASK = None
 TASK = 3             # the task for NUTS
 NUTS_SAMPLES = 150
 NUTS_WARMUP = 150
-NUTS_POINTS = 60     # points of the task NUTS conditions on
+NUTS_POINTS = 40     # points of the task NUTS conditions on
+NUTS_TREE_DEPTH = 6  # at most 2^6 - 1 leapfrog steps per draw (bounds the run time)
 GAP_STEPS = 100      # SVI steps of the per-task guide for the amortization gap
 THREADS = 2
 SEED = 0
@@ -442,7 +443,7 @@ If the amortized q(u | D_t) is good, its draws cover the same region.
 """),
     code("""
 result = guides.nuts_u(hvae, data, TASK, num_samples=NUTS_SAMPLES, warmup_steps=NUTS_WARMUP,
-                       num_chains=2, n_points=NUTS_POINTS, seed=SEED)
+                       num_chains=2, n_points=NUTS_POINTS, max_tree_depth=NUTS_TREE_DEPTH, seed=SEED)
 print(f"NUTS: {result.wall_s:.1f} s, divergences {result.divergences}, max r_hat {result.r_hat.max():.3f}, min ESS {result.ess.min():.0f}")
 nuts_idata = from_nuts(hvae, data, result, is_samples=IS_SAMPLES, max_points_per_task=POINTS_PER_TASK, seed=SEED)
 amortized = to_inference_data(hvae, data, num_samples=NUTS_SAMPLES, num_chains=2, tasks=[TASK], is_samples=2,
