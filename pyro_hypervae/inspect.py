@@ -42,7 +42,9 @@ MetaVAE and per-task VAEs: theta_t fixed, no u) the posterior holds only
 log-likelihood is the same in every draw (one importance-sampling estimate per
 point), so their ``az.loo`` is exactly their held-out log-likelihood (p_loo = 0)
 and they sit in the same ``az.compare`` table as HyperVAE. The same holds for a
-point-mass u-guide (``AutoDeltaUGuide``).
+point-mass u-guide (``AutoDeltaUGuide``). ArviZ then reports Pareto k = inf and
+sets the warning flag: with identical draws there is no tail to fit, the
+importance weights are uniform and the estimate is exact, so ignore both.
 """
 
 from __future__ import annotations
