@@ -9,8 +9,8 @@
   batched matmuls): a batch of several tasks is one forward pass, with no Python
   loop over tasks.
 
-Both set ``needs_task_index = True``, which ``fit`` and ``evaluate`` read to pass
-the task indices. Parameters are point estimates (no prior over theta), like the
+Both read the ``task_idx`` that every caller passes (``model(x, task_idx)``,
+``task_theta(x_summary, task_idx)``) and raise a clear error without it. Parameters are point estimates (no prior over theta), like the
 pooled VAE; the u-KL is zero.
 
 Note on Adam: with batches of one task (the paper's protocol), each step gives
@@ -41,8 +41,6 @@ def _stacked(target: TargetVAE, names, num_tasks: int) -> nn.ParameterDict:
 
 class _IndexedTasks(TargetHierarchy):
     """Shared plumbing of models whose parameters are looked up by task index."""
-
-    needs_task_index = True
 
     def __init__(self, target: TargetVAE, num_tasks: int):
         super().__init__(target)

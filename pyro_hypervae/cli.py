@@ -21,7 +21,7 @@ EXTRA_COMMANDS: list[str] = ["pyro_hypervae.inspect", "pyro_hypervae.outliers", 
 # config keys settable from the command line: flag -> (type, help)
 OVERRIDES = {
     "dataset": (str, "'digits' or a path to an .npz with arrays x, task[, split]"),
-    "model": (str, "hypervae (default) or vae (the pooled baseline)"),
+    "model": (str, "hypervae (default), vae (the pooled baseline), metavae or pertask"),
     "steps": (int, "number of SVI steps"),
     "target": (str, "target VAE family: mlp or conv"),
     "task_encoder": (str, "q(u|D) summary: random_point (the paper) or set"),

@@ -65,10 +65,7 @@ def evaluate(model: TargetHierarchy, data: TaskDataset, split: str = "test", num
         if len(x_eval) == 0:
             continue
         summary = data.points(t, "train").unsqueeze(0)
-        if getattr(model, "needs_task_index", False):  # per-task parameters (baselines.py)
-            theta = model.task_theta(summary, torch.tensor([t]))
-        else:
-            theta = model.task_theta(summary)  # {name: (1, *shape)}
+        theta = model.task_theta(summary, torch.tensor([t]))  # {name: (1, *shape)}
         m = {k: v.mean().item() for k, v in point_metrics(model, x_eval, theta, num_samples).items()}
         if isinstance(model, HyperVAE):
             kl_u = model.kl_u(summary)[0].item()

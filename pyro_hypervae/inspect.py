@@ -261,10 +261,7 @@ def to_inference_data(
             theta = model.hyper_decoder(u[:, :, j].reshape(S, -1))  # {name: (S, *shape)}
         else:
             summary = data.points(t, summary_split).unsqueeze(0)
-            if getattr(model, "needs_task_index", False):  # per-task parameters (baselines)
-                theta = model.task_theta(summary, torch.tensor([t]))
-            else:
-                theta = model.task_theta(summary)  # {name: (1, *shape)}
+            theta = model.task_theta(summary, torch.tensor([t]))  # {name: (1, *shape)}
         total, per = _theta_summaries(target, theta)
         theta_norm.append(total.expand(S).reshape(C, D))
         tensor_norm.append(per.expand(S, -1).reshape(C, D, -1))

@@ -41,7 +41,10 @@ class TargetHierarchy(nn.Module):
     """What HyperVAE and the pooled VAE share: the points level of the model and
     guide, and the evaluation interface.
 
-    Subclasses define ``model(x)``, ``guide(x)`` and ``task_theta(x_summary)``.
+    Subclasses define ``model(x, task_idx=None)``, ``guide(x, task_idx=None)`` and
+    ``task_theta(x_summary, task_idx=None)``. ``task_idx`` (T,) names the tasks of
+    the batch's rows; only models with per-task parameters (baselines.py) read it,
+    and callers always pass it.
     """
 
     kind: str = ""
@@ -72,7 +75,7 @@ class TargetHierarchy(nn.Module):
             )
 
     # -- evaluation -------------------------------------------------------
-    def task_theta(self, x_summary: Tensor) -> Params:
+    def task_theta(self, x_summary: Tensor, task_idx: Tensor | None = None) -> Params:
         """Parameters of each task's target VAE: x_summary (T, N) + x_shape -> {name: (T, *shape)}."""
         raise NotImplementedError
 
@@ -144,7 +147,7 @@ class HyperVAE(TargetHierarchy):
         self.prior = prior if prior is not None else StandardNormalPrior(u_dim)
         self.record_theta = record_theta
 
-    def model(self, x: Tensor) -> None:
+    def model(self, x: Tensor, task_idx: Tensor | None = None) -> None:
         """p(x, z, u) for a task batch x (T, N) + x_shape."""
         self._check_batch(x)
         with pyro.plate("tasks", x.shape[0], dim=TASK_DIM):
@@ -157,7 +160,7 @@ class HyperVAE(TargetHierarchy):
                 theta = unflatten_params(flat.squeeze(TASK_DIM), shapes)
             self._model_points(x, theta)
 
-    def guide(self, x: Tensor) -> None:
+    def guide(self, x: Tensor, task_idx: Tensor | None = None) -> None:
         """q(u | D_t) q(z | x, theta(u)) for a task batch x (T, N) + x_shape."""
         self._check_batch(x)
         with pyro.plate("tasks", x.shape[0], dim=TASK_DIM):
@@ -172,7 +175,7 @@ class HyperVAE(TargetHierarchy):
         return self.u_guide.posterior(x_summary)
 
     @torch.no_grad()
-    def task_theta(self, x_summary):
+    def task_theta(self, x_summary, task_idx=None):
         loc, _ = self.posterior_u(x_summary)
         return self.hyper_decoder(loc)
 
@@ -208,18 +211,18 @@ class PooledVAE(TargetHierarchy):
         init = target.init_params()
         self.theta = nn.ParameterDict({n: nn.Parameter(t.unsqueeze(0)) for n, t in init.items()})
 
-    def model(self, x: Tensor) -> None:
+    def model(self, x: Tensor, task_idx: Tensor | None = None) -> None:
         self._check_batch(x)
         with pyro.plate("tasks", x.shape[0], dim=TASK_DIM):
             self._model_points(x, dict(self.theta))
 
-    def guide(self, x: Tensor) -> None:
+    def guide(self, x: Tensor, task_idx: Tensor | None = None) -> None:
         self._check_batch(x)
         with pyro.plate("tasks", x.shape[0], dim=TASK_DIM):
             self._guide_points(x, dict(self.theta))
 
     @torch.no_grad()
-    def task_theta(self, x_summary):
+    def task_theta(self, x_summary, task_idx=None):
         T = x_summary.shape[0]
         return {n: p.expand((T,) + p.shape[1:]) for n, p in self.theta.items()}
 

@@ -122,7 +122,7 @@ def time_steps(config: Config, data: TaskDataset, n: int = 6) -> float:
 def time_eval_point(model, data: TaskDataset, num_samples: int) -> float:
     """Seconds of IS evaluation per point with ``num_samples`` samples."""
     x = data.points(0, "test")[:2]
-    theta = model.task_theta(data.points(0, "train")[:50].unsqueeze(0), torch.tensor([0])) if getattr(model, "needs_task_index", False) else model.task_theta(data.points(0, "train")[:50].unsqueeze(0))
+    theta = model.task_theta(data.points(0, "train")[:50].unsqueeze(0), torch.tensor([0]))
     t = time.perf_counter()
     point_metrics(model, x, theta, num_samples)
     return (time.perf_counter() - t) / len(x)

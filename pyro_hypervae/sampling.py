@@ -19,7 +19,7 @@ def sample_task(model: TargetHierarchy, data: TaskDataset, task: int, n: int = 6
     (n,) + x_shape."""
     if not 0 <= task < data.num_tasks:
         raise ValueError(f"task must be in [0, {data.num_tasks}), got {task}; tasks are {data.task_names}")
-    theta = model.task_theta(data.points(task, "train").unsqueeze(0))
+    theta = model.task_theta(data.points(task, "train").unsqueeze(0), torch.tensor([task]))
     z = torch.randn((1, n, model.target.z_dim), generator=generator)
     return model.target.x_mean(model.target.decode(z, theta))[0]
 

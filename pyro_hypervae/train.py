@@ -139,9 +139,7 @@ def fit(
         with pyro.settings.context(module_local_params=True):
             for step in bar:
                 x, task_idx = sampler.sample()
-                # models with per-task parameters (baselines.py) also take the task indices
-                args = (x, task_idx) if getattr(model, "needs_task_index", False) else (x,)
-                loss = elbo.differentiable_loss(model.model, model.guide, *args)
+                loss = elbo.differentiable_loss(model.model, model.guide, x, task_idx)
                 value = loss.item()
                 if not math.isfinite(value):
                     last = f"{out / CHECKPOINT}" if out is not None and (out / CHECKPOINT).exists() else "none written"
@@ -154,7 +152,7 @@ def fit(
                 optim.step()
                 running = value if running is None else 0.98 * running + 0.02 * value
                 if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
-                    terms = elbo.terms(model.model, model.guide, *args)
+                    terms = elbo.terms(model.model, model.guide, x, task_idx)
                     n = terms.n_points
                     rec = {
                         "step": step + 1,

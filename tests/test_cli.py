@@ -54,3 +54,11 @@ def test_help_lists_every_option():
     out = subprocess.run([sys.executable, "-m", "pyro_hypervae.cli", "train", "--help"], capture_output=True, text=True).stdout
     for flag in ["--dataset", "--model", "--steps", "--out", "--config", "--resume", "--beta", "--task-encoder"]:
         assert flag in out
+
+
+@pytest.mark.parametrize("kind", ["metavae", "pertask"])
+def test_sample_from_per_task_baselines(tmp_path, kind):
+    run = tmp_path / kind
+    assert main(["train", "--model", kind, "--out", str(run)] + FAST[:2] + ["--steps", "5", "--no-progress"]) == 0
+    assert main(["sample", "--run", str(run), "--task", "7", "--n", "4", "--out", str(tmp_path / "s.png")]) == 0
+    assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
