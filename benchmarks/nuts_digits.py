@@ -23,7 +23,7 @@ import torch
 
 from pyro_hypervae.config import Config
 from pyro_hypervae.data import load_dataset
-from pyro_hypervae.guides import compare_to_nuts, nuts_u
+from pyro_hypervae.guides import AutoNormalUGuide, amortization_gap, compare_to_nuts, fit_u_guide, nuts_u
 from pyro_hypervae.train import build_model, fit, load_run
 
 
@@ -36,7 +36,9 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=500, help="NUTS warm-up steps per chain")
     p.add_argument("--chains", type=int, default=2)
     p.add_argument("--num-eps", type=int, default=4, help="fixed z-noise draws in the log density")
-    p.add_argument("--threads", type=int, default=2, help="torch threads")
+    p.add_argument("--init-spread", type=float, default=0.5, help="sd of the chains' start around the amortized mean")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for these small ops)")
+    p.add_argument("--per-task-steps", type=int, default=300, help="also fit a per-task AutoNormal guide this long and compare it (0: skip)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -54,7 +56,7 @@ def main(argv=None) -> int:
         print(f"trained {run} ({config.steps} steps) in {time.perf_counter() - t0:.0f} s")
 
     res = nuts_u(hvae, data, args.task, num_samples=args.samples, warmup_steps=args.warmup,
-                 num_chains=args.chains, num_eps=args.num_eps, seed=args.seed)
+                 num_chains=args.chains, num_eps=args.num_eps, init_spread=args.init_spread, seed=args.seed)
     c = compare_to_nuts(hvae, data, args.task, res)
     fmt = lambda v: " ".join(f"{x:7.3f}" for x in v)  # noqa: E731
     print(f"task {c['task']}: {res.samples.shape[0]} chains x {res.samples.shape[1]} draws, u_dim {res.samples.shape[2]}")
@@ -69,7 +71,26 @@ def main(argv=None) -> int:
     print(f"NUTS sd             {fmt(c['nuts_std'])}")
     print(f"inside              {' '.join(f'{str(b):>7}' for b in c['inside'])}")
     print(f"fraction of u dims with the amortized mean inside the NUTS 94% HDI: {c['fraction_inside']:.2f}")
-    (run / f"nuts_task{args.task}.json").write_text(json.dumps(c, indent=1))
+    report = {"amortized": c}
+    if args.per_task_steps:
+        # the same comparison for per-task VI (no amortization) on the same objective
+        guide = AutoNormalUGuide.from_amortized(hvae, data)
+        t0 = time.perf_counter()
+        fit_u_guide(hvae, data, guide, steps=args.per_task_steps, lr=0.02, seed=args.seed)
+        amortized, hvae.u_guide = hvae.u_guide, guide
+        v = compare_to_nuts(hvae, data, args.task, res)
+        hvae.u_guide = amortized
+        gap = amortization_gap(hvae, data, guide)
+        print(f"\nper-task AutoNormal guide, {args.per_task_steps} full-batch steps in {time.perf_counter() - t0:.0f} s:")
+        print(f"per-task VI mean    {fmt(v['amortized_mean'])}")
+        print(f"per-task VI sd      {fmt(v['amortized_scale'])}")
+        print(f"inside              {' '.join(f'{str(b):>7}' for b in v['inside'])}")
+        print(f"fraction of u dims with the per-task VI mean inside the NUTS 94% HDI: {v['fraction_inside']:.2f}")
+        t = args.task
+        print(f"ELBO of task {c['task']} (nats/point): amortized {gap.amortized[t]:.3f}, per-task {gap.per_task[t]:.3f}, "
+              f"gap {gap.gap[t]:.3f}; mean gap over tasks {gap.gap.mean():.3f}")
+        report |= {"per_task_vi": v, "amortization_gap": gap.as_dict()}
+    (run / f"nuts_task{args.task}.json").write_text(json.dumps(report, indent=1))
     return 0
 
 

@@ -558,7 +558,7 @@ def nuts_u(
     num_chains: int = 2,
     num_eps: int = 4,
     n_points: Optional[int] = None,
-    init_spread: float = 1.0,
+    init_spread: float = 0.5,
     max_tree_depth: int = 8,
     seed: int = 0,
     progress: bool = False,
