@@ -328,7 +328,7 @@ def refit(
                     x, tasks = sampler.sample()
                 select = hvae.u_guide.select(tasks) if isinstance(hvae.u_guide, PerTaskUGuide) else nullcontext()
                 with select:
-                    loss = elbo.differentiable_loss(model, guide, x)
+                    loss = elbo.differentiable_loss(model, guide, x, tasks)
                 if not math.isfinite(loss.item()):
                     raise NonFiniteLossError(f"loss is {loss.item()} at refit step {step + 1}; try a lower lr (now {lr})")
                 optim.zero_grad()
