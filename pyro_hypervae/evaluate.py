@@ -68,7 +68,7 @@ def evaluate(model: TargetHierarchy, data: TaskDataset, split: str = "test", num
         theta = model.task_theta(summary, torch.tensor([t]))  # {name: (1, *shape)}
         m = {k: v.mean().item() for k, v in point_metrics(model, x_eval, theta, num_samples).items()}
         if isinstance(model, HyperVAE):
-            kl_u = model.kl_u(summary)[0].item()
+            kl_u = model.kl_u(summary, torch.tensor([t]))[0].item()
             m["kl_u"] = kl_u / len(x_eval)
             m["kl_u_task"] = kl_u
         m["n_points"] = len(x_eval)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Iterable, List, Optional, Sequence
@@ -88,8 +88,9 @@ class PerTaskUGuide(nn.Module):
     """Base of the per-task u-guides: one set of parameters per task, held by a
     Pyro autoguide over the u level alone (``self.auto``).
 
-    ``forward(x)`` needs x to hold every task, in order (x.shape[0] == num_tasks),
-    or the tasks named by ``select``. The autoguide's own ``forward`` cannot run
+    ``forward(x, task_idx)`` looks the batch's tasks up by ``task_idx``; without
+    it, x must hold every task in order (x.shape[0] == num_tasks), or the tasks
+    named by ``select``. The autoguide's own ``forward`` cannot run
     inside the model's ``tasks`` plate (Pyro forbids a second plate of the same
     name), so these classes read the autoguide's parameters and sample site "u"
     themselves. Parameters are module-local (not in Pyro's global param store).
@@ -131,10 +132,12 @@ class PerTaskUGuide(nn.Module):
         finally:
             self._tasks = old
 
-    def _for_batch(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def _for_batch(self, x: Tensor, task_idx: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
         with pyro.settings.context(module_local_params=True):
             loc, scale = self.loc_scale()
-        idx = self._tasks
+        idx = self._tasks if task_idx is None else torch.as_tensor(task_idx, dtype=torch.long).reshape(-1)
+        if len(idx if idx is not None else ()) and (idx.min() < 0 or idx.max() >= self.num_tasks):
+            raise IndexError(f"task index out of range: this guide has {self.num_tasks} tasks, got {idx.tolist()}")
         if idx is None:
             if x.shape[0] != self.num_tasks:
                 raise ValueError(
@@ -143,16 +146,16 @@ class PerTaskUGuide(nn.Module):
                 )
             return loc, scale
         if len(idx) != x.shape[0]:
-            raise ValueError(f"guide.select named {len(idx)} tasks but the batch has {x.shape[0]}")
+            raise ValueError(f"{len(idx)} task indices for a batch of {x.shape[0]} tasks")
         return loc[idx], scale[idx]
 
-    def forward(self, x: Tensor) -> Tensor:
-        loc, scale = self._for_batch(x)
+    def forward(self, x: Tensor, task_idx: Optional[Tensor] = None) -> Tensor:
+        loc, scale = self._for_batch(x, task_idx)
         return pyro.sample("u", self._site(loc.unsqueeze(TASK_DIM), scale.unsqueeze(TASK_DIM)))
 
     @torch.no_grad()
-    def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        loc, scale = self._for_batch(x)
+    def posterior(self, x: Tensor, task_idx: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+        loc, scale = self._for_batch(x, task_idx)
         return loc.clone(), scale.clone()
 
 
@@ -326,9 +329,7 @@ def refit(
                     x, tasks = x_full, torch.arange(data.num_tasks)
                 else:
                     x, tasks = sampler.sample()
-                select = hvae.u_guide.select(tasks) if isinstance(hvae.u_guide, PerTaskUGuide) else nullcontext()
-                with select:
-                    loss = elbo.differentiable_loss(model, guide, x, tasks)
+                loss = elbo.differentiable_loss(model, guide, x, tasks)
                 if not math.isfinite(loss.item()):
                     raise NonFiniteLossError(f"loss is {loss.item()} at refit step {step + 1}; try a lower lr (now {lr})")
                 optim.zero_grad()
@@ -536,9 +537,7 @@ class NUTSResult:
 
 def _task_posterior(hvae: HyperVAE, x: Tensor, task: int) -> tuple[Tensor, Tensor]:
     """loc, scale (u_dim,) of hvae's current u-guide for one task's points x."""
-    guide = hvae.u_guide
-    with guide.select([task]) if isinstance(guide, PerTaskUGuide) else nullcontext():
-        loc, scale = hvae.posterior_u(x.unsqueeze(0))
+    loc, scale = hvae.posterior_u(x.unsqueeze(0), torch.tensor([task]))
     return loc[0], scale[0]
 
 

@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import argparse
 import math
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Sequence
 
@@ -105,10 +104,7 @@ def u_guide_draws(
     us, log_qs = [], []
     for t in tasks:
         x = data.points(t, summary_split).unsqueeze(0)
-        # a per-task (non-amortized) guide must be told which task it is looking at
-        select = hvae.u_guide.select([t]) if hasattr(hvae.u_guide, "select") else nullcontext()
-        with select:
-            loc, scale = hvae.posterior_u(x)  # (1, u_dim)
+        loc, scale = hvae.posterior_u(x, torch.tensor([t]))  # (1, u_dim)
         eps = torch.randn((num_chains, num_draws, hvae.u_dim), generator=generator)
         u = loc[0] + scale[0] * eps
         us.append(u)

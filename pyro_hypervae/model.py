@@ -87,21 +87,24 @@ class AmortizedUGuide(nn.Module):
     """q(u | D_t) = N(loc, scale^2) from a task encoder, amortized over tasks.
 
     The u-guide interface (what ``HyperVAE.guide`` calls), for any replacement:
-    ``forward(x)`` samples site ``"u"`` inside the caller's ``tasks`` plate and
-    returns it, shape (..., T, 1, u_dim); ``posterior(x)`` returns the mean and
-    scale of q(u | D_t), (T, u_dim) each, for evaluation.
+    ``forward(x, task_idx=None)`` samples site ``"u"`` inside the caller's
+    ``tasks`` plate and returns it, shape (..., T, 1, u_dim);
+    ``posterior(x, task_idx=None)`` returns the mean and scale of q(u | D_t),
+    (T, u_dim) each, for evaluation. ``task_idx`` (T,) names the batch's tasks;
+    amortized guides ignore it, per-task guides (guides.py) look their
+    parameters up with it.
     """
 
     def __init__(self, encoder: TaskEncoder):
         super().__init__()
         self.encoder = encoder
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, task_idx: Tensor | None = None) -> Tensor:
         loc, scale = self.encoder(x)  # (T, u_dim)
         return pyro.sample("u", dist.Normal(loc.unsqueeze(TASK_DIM), scale.unsqueeze(TASK_DIM)).to_event(1))
 
     @torch.no_grad()
-    def posterior(self, x: Tensor):
+    def posterior(self, x: Tensor, task_idx: Tensor | None = None):
         was_training = self.encoder.training
         self.encoder.eval()
         try:
@@ -164,26 +167,26 @@ class HyperVAE(TargetHierarchy):
         """q(u | D_t) q(z | x, theta(u)) for a task batch x (T, N) + x_shape."""
         self._check_batch(x)
         with pyro.plate("tasks", x.shape[0], dim=TASK_DIM):
-            u = self.u_guide(x)  # samples site "u": (..., T, 1, u_dim)
+            u = self.u_guide(x, task_idx)  # samples site "u": (..., T, 1, u_dim)
             theta_q = self.hyper_decoder(u.squeeze(TASK_DIM), names=self.target.encoder_names)
             self._guide_points(x, theta_q)
 
     # -- evaluation -------------------------------------------------------
     @torch.no_grad()
-    def posterior_u(self, x_summary: Tensor):
+    def posterior_u(self, x_summary: Tensor, task_idx: Tensor | None = None):
         """Mean and scale of q(u | D_t) under the current u-guide: (T, u_dim) each."""
-        return self.u_guide.posterior(x_summary)
+        return self.u_guide.posterior(x_summary, task_idx)
 
     @torch.no_grad()
     def task_theta(self, x_summary, task_idx=None):
-        loc, _ = self.posterior_u(x_summary)
+        loc, _ = self.posterior_u(x_summary, task_idx)
         return self.hyper_decoder(loc)
 
     @torch.no_grad()
-    def kl_u(self, x_summary: Tensor, num_samples: int = 256) -> Tensor:
+    def kl_u(self, x_summary: Tensor, task_idx: Tensor | None = None, num_samples: int = 256) -> Tensor:
         """KL(q(u | D_t) || p(u)) per task, in nats: (T,). Closed form when the prior
         is Normal, else a Monte Carlo estimate with ``num_samples`` draws."""
-        loc, scale = self.posterior_u(x_summary)
+        loc, scale = self.posterior_u(x_summary, task_idx)
         q = dist.Normal(loc, scale).to_event(1)
         p = self.prior()
         try:

@@ -250,3 +250,23 @@ def test_cli_prior_flag_round_trip(tmp_path):
     config, _, model = load_run(out)  # the shared encoder's weights load into guide and prior alike
     assert config.prior == "vamp" and isinstance(model.prior, VampPrior)
     assert model.prior.encoder is model.u_guide.encoder
+
+
+def test_evaluate_and_guide_with_per_task_u_guide_by_task_index(digits):
+    """Per-task guides look tasks up by the task_idx every caller passes."""
+    from pyro_hypervae.evaluate import evaluate
+    from pyro_hypervae.guides import AutoNormalUGuide
+    from pyro_hypervae.model import HyperVAE
+    from pyro_hypervae.target import MLPVAE
+
+    hvae = HyperVAE(MLPVAE((1, 8, 8), z_dim=3, hidden=(16,)), u_dim=3)
+    guide = AutoNormalUGuide.from_amortized(hvae, digits)
+    hvae.u_guide = guide
+    loc, _ = guide.loc_scale()
+    got, _ = hvae.posterior_u(digits.points(4).unsqueeze(0), torch.tensor([4]))
+    torch.testing.assert_close(got[0], loc[4].detach())
+    r = evaluate(hvae, digits, num_samples=8)
+    assert len(r["tasks"]) == 10 and all(math.isfinite(v) for v in r["mean"].values())
+    x = torch.stack([digits.points(t)[:5] for t in (2, 7)])
+    tr = pyro.poutine.trace(hvae.guide).get_trace(x, torch.tensor([2, 7]))
+    torch.testing.assert_close(tr.nodes["u"]["fn"].base_dist.loc.squeeze(-2), loc[[2, 7]].detach())
