@@ -155,7 +155,9 @@ class HyperVAE(TargetHierarchy):
         self._check_batch(x)
         with pyro.plate("tasks", x.shape[0], dim=TASK_DIM):
             u = pyro.sample("u", self.prior())  # (..., T, 1, u_dim)
-            theta = self.hyper_decoder(u.squeeze(TASK_DIM))  # {name: (..., T, *shape)}
+            # the model needs the decoder's tensors only; all of them when theta is recorded
+            names = None if self.record_theta else self.target.decoder_names
+            theta = self.hyper_decoder(u.squeeze(TASK_DIM), names)  # {name: (..., T, *shape)}
             if self.record_theta:
                 # decode from the recorded value, so the trace reads u -> theta -> x
                 shapes = self.target.param_shapes
