@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/pyro-hypervae demo --out runs/demo $(DEMO_ARGS)
+	$(BIN)/pyro-hypervae demo --out runs/demo --overwrite $(DEMO_ARGS)
 
 # Graphviz's `dot` (Debian) renders the graphical model (pyro.render_model); the tests need it
 graphviz:

@@ -113,7 +113,9 @@ def cmd_demo(args) -> int:
         config = Config.from_dict(base.to_dict() | {"model": kind})
         run = out / kind
         if (run / "checkpoint.pt").exists():
-            raise SystemExit(f"{run} already holds a checkpoint; remove {out} or choose another --out")
+            if not args.overwrite:
+                raise SystemExit(f"{run} already holds a checkpoint; pass --overwrite, remove {out} or choose another --out")
+            (run / "checkpoint.pt").unlink()
         data, model = _train(config, run, False, not args.no_progress)
         result = evaluate(model, data, num_samples=config.eval_samples)
         (run / "metrics.json").write_text(json.dumps(result, indent=2))
@@ -152,6 +154,7 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("demo", help="HyperVAE vs the pooled VAE, same data and budget, table on test")
     p.add_argument("--out", default="runs/demo", help="directory for both runs")
+    p.add_argument("--overwrite", action="store_true", help="replace the runs already in --out")
     p.add_argument("--config", help="JSON or TOML config file; flags override it")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_overrides(p)

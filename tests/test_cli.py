@@ -62,3 +62,13 @@ def test_sample_from_per_task_baselines(tmp_path, kind):
     assert main(["train", "--model", kind, "--out", str(run)] + FAST[:2] + ["--steps", "5", "--no-progress"]) == 0
     assert main(["sample", "--run", str(run), "--task", "7", "--n", "4", "--out", str(tmp_path / "s.png")]) == 0
     assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_demo_refuses_then_overwrites(tmp_path, capsys):
+    args = ["demo", "--out", str(tmp_path), "--steps", "3", "--eval-samples", "4", "--z-dim", "2", "--u-dim", "2", "--no-progress"]
+    assert main(args) == 0
+    table = (tmp_path / "table.md").read_text()
+    assert "| hypervae |" in table and "| vae |" in table
+    with pytest.raises(SystemExit, match="--overwrite"):
+        main(args)
+    assert main(args + ["--overwrite"]) == 0
