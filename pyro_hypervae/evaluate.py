@@ -27,8 +27,6 @@ from .data import TaskDataset
 from .model import HyperVAE, TargetHierarchy
 from .target import Params
 
-TASK_SUMMARY = "posterior mean of q(u | the task's training points); random_point encoder: averaged over all of them"
-
 
 @torch.no_grad()
 def point_metrics(model: TargetHierarchy, x: Tensor, theta: Params, num_samples: int = 1024, chunk: int = 128) -> Dict[str, Tensor]:
@@ -81,7 +79,7 @@ def evaluate(model: TargetHierarchy, data: TaskDataset, split: str = "test", num
         "dataset": data.name,
         "split": split,
         "num_samples": num_samples,
-        "task_summary": TASK_SUMMARY if isinstance(model, HyperVAE) else getattr(model, "task_summary", "one shared theta (pooled VAE)"),
+        "task_summary": model.task_summary,
         "binarization": data.info.get("binarization"),
         "tasks": tasks,
         "mean": mean,

@@ -48,6 +48,7 @@ class TargetHierarchy(nn.Module):
     """
 
     kind: str = ""
+    task_summary: str = ""  # how task_theta picks a task's parameters, for reports
 
     def __init__(self, target: TargetVAE):
         super().__init__()
@@ -131,6 +132,7 @@ class HyperVAE(TargetHierarchy):
     """
 
     kind = "hypervae"
+    task_summary = "posterior mean of q(u | the task's training points); random_point encoder: averaged over all of them"
 
     def __init__(
         self,
@@ -210,6 +212,7 @@ class PooledVAE(TargetHierarchy):
     """The baseline: one target VAE for all tasks' points; theta is a point estimate."""
 
     kind = "vae"
+    task_summary = "one shared theta (pooled VAE)"
 
     def __init__(self, target: TargetVAE):
         super().__init__(target)
