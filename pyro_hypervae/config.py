@@ -25,6 +25,7 @@ class Config:
     u_dim: int = 10
     rank: int = 20
     trunk_width: int = 100
+    perturbation: float = 0.25  # initial scale of the task-dependent part of theta (hyperdecoder.py)
     task_encoder: str = "random_point"  # random_point | set
     prior: str = "normal"  # normal | mixture | vamp (prior over u; see priors.py)
     # objective and optimisation
@@ -75,6 +76,7 @@ class Config:
             "prior": self.prior in ("normal", "mixture", "vamp"),
             "steps": self.steps >= 0,
             "lr": self.lr > 0,
+            "perturbation": self.perturbation >= 0,
             "beta": self.beta >= 0,
             "num_particles": self.num_particles >= 1,
             "tasks_per_batch": self.tasks_per_batch >= 1,

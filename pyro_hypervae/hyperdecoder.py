@@ -6,8 +6,13 @@ tensor is viewed as an m x n matrix (a bias of size m as m x 1, a conv filter
 (O, C, k, k) as O x (C k k)). All matrix layers read the same H, in parallel.
 
 ``B`` is initialised as a freshly initialised target tensor and ``U H V`` as a
-smaller task-dependent perturbation of it, so a new HyperVAE starts as a set of
-near-identical, well-scaled target VAEs.
+task-dependent perturbation of it whose scale is ``perturbation`` times the
+tensor's initial scale (floored at 0.05, so biases, initialised at 0.01, and
+wide layers can differ between tasks too), so a new HyperVAE starts as a set of related,
+well-scaled target VAEs. The perturbation sets how far apart the tasks' models
+start. On Fashion-MNIST (3,000 steps of the paper's protocol) 0.25 and 1.0 gave
+test -ELBOs within seed-to-seed noise (252.2 / 247.3 against 249.9 / 250.6 nats
+for seeds 0 / 1), 2.0 was no better (252.8, seed 0).
 """
 
 from __future__ import annotations
@@ -31,13 +36,14 @@ def matrix_shape(shape) -> tuple[int, int]:
 class MatrixLayer(nn.Module):
     """W = U H V + B for one target tensor: H (..., r, r) -> W (..., *shape)."""
 
-    def __init__(self, shape, rank: int, init_std: float, perturbation: float = 0.5):
+    def __init__(self, shape, rank: int, init_std: float, perturbation: float = 0.25):
         super().__init__()
         self.shape = tuple(shape)
         m, n = matrix_shape(self.shape)
         self.U = nn.Parameter(torch.randn(m, rank) / math.sqrt(rank))
-        # H entries are O(0.5) after tanh: choose V so std(U H V) ~ perturbation * init_std
-        v_std = perturbation * max(init_std, 0.05) / (0.5 * math.sqrt(rank))
+        # std(U H V) = sqrt(r) std(U) std(H) std(V); std(U) = 1/sqrt(r) and the trunk's H
+        # has std ~0.25 at init for u ~ N(0, I): choose V so std(U H V) ~ perturbation * init_std
+        v_std = perturbation * max(init_std, 0.05) / (0.25 * math.sqrt(rank))
         self.V = nn.Parameter(torch.randn(rank, n) * v_std)
         self.B = nn.Parameter(torch.randn(m, n) * init_std)
 
@@ -59,9 +65,11 @@ class MatrixHyperDecoder(nn.Module):
         u_dim: dimension of the hyper-latent u.
         rank: r, the side of the shared matrix H (20 in the paper).
         trunk_width: width of the dense layer before H (a setting; see papers.md).
+        perturbation: initial std of U H V relative to max(the target tensor's
+            initial std, 0.05) (how different the tasks' models start).
     """
 
-    def __init__(self, target: TargetVAE, u_dim: int = 10, rank: int = 20, trunk_width: int = 100):
+    def __init__(self, target: TargetVAE, u_dim: int = 10, rank: int = 20, trunk_width: int = 100, perturbation: float = 0.25):
         super().__init__()
         self.target = target
         self.u_dim = u_dim
@@ -70,7 +78,7 @@ class MatrixHyperDecoder(nn.Module):
             nn.Linear(u_dim, trunk_width), nn.ELU(), nn.Linear(trunk_width, rank * rank), nn.Tanh()
         )
         self.layers = nn.ModuleDict(
-            {name: MatrixLayer(shape, rank, target.init_std(name)) for name, shape in target.param_shapes.items()}
+            {name: MatrixLayer(shape, rank, target.init_std(name), perturbation) for name, shape in target.param_shapes.items()}
         )
 
     def forward(self, u: Tensor, names: Optional[Iterable[str]] = None) -> Params:

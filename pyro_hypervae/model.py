@@ -123,6 +123,8 @@ class HyperVAE(TargetHierarchy):
         u_dim: hyper-latent size (10 in the paper).
         rank: side r of the matrix network's shared matrix (20 in the paper).
         trunk_width: width of the hyper-decoder's dense layer.
+        perturbation: initial scale of each generated tensor's task-dependent
+            part, relative to the tensor's own initial scale (hyperdecoder.py).
         task_encoder: ``"random_point"`` (the paper) or ``"set"``, or a
             ``TaskEncoder`` instance; it becomes the default u-guide,
             ``AmortizedUGuide``. Swap the u-guide with ``hvae.u_guide = ...``.
@@ -140,13 +142,14 @@ class HyperVAE(TargetHierarchy):
         u_dim: int = 10,
         rank: int = 20,
         trunk_width: int = 100,
+        perturbation: float = 0.25,
         task_encoder: str | TaskEncoder = "random_point",
         prior: nn.Module | None = None,
         record_theta: bool = True,
     ):
         super().__init__(target)
         self.u_dim = u_dim
-        self.hyper_decoder = MatrixHyperDecoder(target, u_dim, rank, trunk_width)
+        self.hyper_decoder = MatrixHyperDecoder(target, u_dim, rank, trunk_width, perturbation)
         encoder = task_encoder if isinstance(task_encoder, nn.Module) else make_task_encoder(task_encoder, target, u_dim)
         self.u_guide: nn.Module = AmortizedUGuide(encoder)
         self.prior = prior if prior is not None else StandardNormalPrior(u_dim)

@@ -258,7 +258,7 @@ def table1(args) -> dict:
         "torch_threads": torch.get_num_threads(),
     }
     md = table1_markdown(report, trained)
-    write_outputs(args, f"table1_{Path(args.dataset).stem}", report, md)
+    write_outputs(args, args.name or f"table1_{Path(args.dataset).stem}", report, md)
     return report
 
 
@@ -367,8 +367,125 @@ def table3(args) -> dict:
         lines.append(f"| {label} | {r['auc']:.1f} | {r['fpr']:.1f} | {r['fnr']:.1f} | {_fmt(p[0])} | {_fmt(p[1])} | {_fmt(p[2])} |")
     if report["command"]:
         lines += ["", f"Command: `{report['command']}`"]
-    write_outputs(args, f"table3_{Path(args.dataset).stem}", report, "\n".join(lines) + "\n")
+    write_outputs(args, args.name or f"table3_{Path(args.dataset).stem}", report, "\n".join(lines) + "\n")
     return report
+
+
+# --------------------------------------------------------------------------
+# Several seeds of table1
+# --------------------------------------------------------------------------
+SUMMARY_COLUMNS = (("neg_elbo", "-EL"), ("nll", "-LL"), ("kl_z", "KL(z)"), ("kl_u_task", "KL(u) per task"))
+
+
+def merge_by_seed(reports: List[dict]) -> List[dict]:
+    """Table1 reports merged per seed (models of one seed may come from separate
+    runs, e.g. the baselines in one process and HyperVAE in another), in seed order."""
+    by_seed: Dict[int, dict] = {}
+    for r in reports:
+        if r.get("table") != "table1":
+            raise ValueError(f"not a table1 report (table={r.get('table')!r})")
+        seed = r["protocol"]["seed"]
+        if seed not in by_seed:
+            by_seed[seed] = r | {"results": dict(r["results"])}
+            continue
+        have = by_seed[seed]["results"]
+        twice = sorted(set(have) & set(r["results"]))
+        if twice:
+            raise ValueError(f"seed {seed}: model(s) {twice} appear in two reports; pass each run once")
+        have.update(r["results"])
+    return [by_seed[k] for k in sorted(by_seed)]
+
+
+def summarize_table1(reports: List[dict]) -> dict:
+    """Mean and sample std over seeds of each model's Table 1 columns, and the
+    per-seed (paired) differences HyperVAE minus each baseline.
+
+    ``reports``: table1 JSON reports of one dataset and one protocol; the
+    reports of one seed are merged (``merge_by_seed``)."""
+    datasets = {r.get("dataset") for r in reports}
+    if len(datasets) != 1:
+        raise ValueError(f"the reports must all be of one dataset, got {sorted(map(str, datasets))}")
+    for key in ("steps", "n_nll", "eval_samples"):
+        vals = {r["protocol"][key] for r in reports}
+        if len(vals) != 1:
+            raise ValueError(f"the reports differ in {key} {sorted(vals)}; summarise runs of one protocol")
+    reports = merge_by_seed(reports)
+    if len(reports) < 2:
+        raise ValueError(f"a summary needs table1 reports of at least two seeds, got {len(reports)}")
+    seeds = [r["protocol"]["seed"] for r in reports]
+    models = [m for m in reports[0]["results"] if all(m in r["results"] for r in reports)]
+    if not models:
+        raise ValueError("the reports have no model in common")
+    rows = {}
+    for m in models:
+        row = {}
+        for col, _ in SUMMARY_COLUMNS:
+            vals = [r["results"][m][col] for r in reports]
+            if any(v is None for v in vals):
+                continue
+            a = np.asarray(vals, dtype=float)
+            row[col] = {"mean": float(a.mean()), "std": float(a.std(ddof=1)), "per_seed": a.tolist()}
+        row["steps"] = [r["results"][m]["steps"] for r in reports]
+        rows[m] = row
+    diffs = {}
+    if "hypervae" in models:
+        for m in models:
+            if m == "hypervae":
+                continue
+            for col in ("neg_elbo", "nll"):
+                d = np.asarray(rows["hypervae"][col]["per_seed"]) - np.asarray(rows[m][col]["per_seed"])
+                diffs.setdefault(m, {})[col] = {"mean": float(d.mean()), "max": float(d.max()), "min": float(d.min()), "per_seed": d.tolist()}
+    p = reports[0]["protocol"]
+    return {"table": "table1-seeds", "dataset": reports[0]["dataset"], "seeds": seeds, "steps": p["steps"],
+            "n_nll": p["n_nll"], "n_test": p["n_test"], "eval_samples": p["eval_samples"],
+            "results": rows, "hypervae_minus": diffs, "paper": reports[0].get("paper")}
+
+
+def summary_markdown(summary: dict, sources: List[str]) -> str:
+    seeds = summary["seeds"]
+    lines = [
+        f"# Table 1, {summary['dataset']}, {len(seeds)} seeds ({', '.join(map(str, seeds))}): mean ± std over seeds (nats per point)", "",
+        f"{summary['steps']} steps per model; -EL on all {summary['n_test']} test points, -LL with {summary['eval_samples']} importance "
+        f"samples on {summary['n_nll']} test points (the same points for every model and seed).", "",
+        "| model | " + " | ".join(label for _, label in SUMMARY_COLUMNS) + " |", "|---" * (len(SUMMARY_COLUMNS) + 1) + "|",
+    ]
+    for m, row in summary["results"].items():
+        cells = [f"{row[c]['mean']:.1f} ± {row[c]['std']:.1f}" if c in row else "-" for c, _ in SUMMARY_COLUMNS]
+        lines.append(f"| {LABELS.get(m, m)} | " + " | ".join(cells) + " |")
+    if summary["hypervae_minus"]:
+        lines += ["", "HyperVAE minus each baseline, seed by seed (negative: HyperVAE better):", "",
+                  "| baseline | -EL: mean (per seed) | -LL: mean (per seed) |", "|---|---|---|"]
+        for m, d in summary["hypervae_minus"].items():
+            cells = [f"{d[c]['mean']:+.2f} ({', '.join(f'{v:+.2f}' for v in d[c]['per_seed'])})" for c in ("neg_elbo", "nll")]
+            lines.append(f"| {LABELS.get(m, m)} | " + " | ".join(cells) + " |")
+    paper = summary.get("paper")
+    if paper:
+        lines += ["", f"The paper ({paper['column']}), -EL / -LL: "
+                  + "; ".join(f"{LABELS[k]} {el} / {ll}" for k, (el, ll, _, _) in paper["rows"].items()) + "."]
+    lines += ["", "From: " + ", ".join(f"`{s}`" for s in sources)]
+    return "\n".join(lines) + "\n"
+
+
+def cmd_summary(args) -> int:
+    reports = []
+    for path in args.inputs:
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"no table1 report at {path}; run `pyro-hypervae reproduce table1 ... --seed N --out DIR` first")
+        try:
+            reports.append(json.loads(path.read_text()))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} is not a JSON report ({e})") from None
+    summary = summarize_table1(reports)
+    md = summary_markdown(summary, [str(p) for p in args.inputs])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = args.name or f"table1_{summary['dataset']}_seeds"
+    (out / f"{stem}.json").write_text(json.dumps(summary, indent=1))
+    (out / f"{stem}.md").write_text(md)
+    print(md)
+    log(f"wrote {out / (stem + '.json')} and {out / (stem + '.md')}")
+    return 0
 
 
 def write_outputs(args, stem: str, report: dict, md: str) -> None:
@@ -381,6 +498,13 @@ def write_outputs(args, stem: str, report: dict, md: str) -> None:
 
 
 def cmd_reproduce(args) -> int:
+    if args.table == "summary":
+        if not args.inputs:
+            raise ValueError("reproduce summary needs --inputs: the table1 JSON reports of two or more seeds")
+        args.out = args.out or "docs/results"
+        return cmd_summary(args)
+    if args.dataset is None:
+        raise ValueError(f"reproduce {args.table} needs --dataset (fashion-mnist, mnist5k, alloys or an .npz)")
     # One intra-op thread by default: on a shared, oversubscribed CPU two OpenMP
     # threads made a training step ~25x slower (2.4 s against 0.09 s measured).
     torch.set_num_threads(args.threads)
@@ -402,8 +526,11 @@ def cmd_reproduce(args) -> int:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("reproduce", help="the paper's Table 1 or Table 3 on real data, beside its numbers")
-    p.add_argument("table", choices=["table1", "table3"])
-    p.add_argument("--dataset", required=True, help="fashion-mnist, mnist5k, alloys (or any dataset name/.npz load_dataset takes)")
+    p.add_argument("table", choices=["table1", "table3", "summary"],
+                   help="summary: mean ± std over seeds of table1 reports (--inputs)")
+    p.add_argument("--dataset", default=None, help="fashion-mnist, mnist5k, alloys (or any dataset name/.npz load_dataset takes)")
+    p.add_argument("--inputs", nargs="+", default=None, help="summary: the table1 JSON reports, one per seed")
+    p.add_argument("--name", default=None, help="file stem of the outputs (default table1_<dataset>, table3_<dataset>, table1_<dataset>_seeds)")
     p.add_argument("--quick", action="store_true", help="a tiny smoke budget (3 steps, few samples); writes under runs/reproduce-quick")
     p.add_argument("--steps", type=int, default=10000, help="training steps per model (paper: 10,000); capped by --budget-minutes")
     p.add_argument("--budget-minutes", type=float, default=55.0, help="wall-time budget of table1; steps are cut to fit (0: no cap)")

@@ -52,7 +52,7 @@ def build_model(config: Config, data: TaskDataset) -> TargetHierarchy:
         from .baselines import MetaVAE, PerTaskVAE
 
         return (MetaVAE if config.model == "metavae" else PerTaskVAE)(target, data.num_tasks)
-    hvae = HyperVAE(target, config.u_dim, config.rank, config.trunk_width, config.task_encoder)
+    hvae = HyperVAE(target, config.u_dim, config.rank, config.trunk_width, config.perturbation, config.task_encoder)
     if config.prior != "normal":
         hvae.prior = make_prior(config.prior, hvae, data, seed=config.seed)
     return hvae

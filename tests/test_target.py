@@ -107,3 +107,19 @@ def test_matrix_hyper_decoder_generates_every_tensor():
     assert hd.num_params() == trunk + layers
     # different u, different theta
     assert not torch.allclose(theta["dec_dense1_w"][0, 0], theta["dec_dense1_w"][0, 1])
+
+
+@pytest.mark.parametrize("perturbation", [0.0, 0.5, 2.0])
+def test_perturbation_sets_the_initial_spread_of_the_task_models(perturbation):
+    """At init, std(U H V) is ``perturbation`` times max(the tensor's init std, 0.05)."""
+    torch.manual_seed(0)
+    target = ConvVAE((1, 28, 28), z_dim=10, dense=100)
+    hd = MatrixHyperDecoder(target, u_dim=10, rank=20, trunk_width=100, perturbation=perturbation)
+    theta = hd(torch.randn(64, 10))
+    for name in ("enc_conv1_w", "enc_dense_w", "dec_dense1_w", "dec_convT0_w", "dec_dense1_b"):
+        shape = target.param_shapes[name]
+        task_part = theta[name] - hd.layers[name].B.reshape(shape)
+        ratio = task_part.std().item() / max(target.init_std(name), 0.05)
+        assert ratio == pytest.approx(perturbation, rel=0.35, abs=1e-6), name
+    # the shared part B starts as a fresh target tensor
+    assert hd.layers["enc_dense_w"].B.std().item() == pytest.approx(target.init_std("enc_dense_w"), rel=0.05)

@@ -1,0 +1,70 @@
+"""reproduce summary: mean ± std over seeds and paired differences, checked by hand."""
+
+import json
+
+import numpy as np
+import pytest
+
+from pyro_hypervae.cli import main
+from pyro_hypervae.reproduce import summarize_table1
+
+
+def _report(seed, hv, vae, steps=100, dataset="fashion-mnist"):
+    def row(el, ll, klu=None):
+        return {"neg_elbo": el, "nll": ll, "kl_z": 10.0 + seed, "kl_u_task": klu, "steps": steps}
+
+    return {"table": "table1", "dataset": dataset,
+            "protocol": {"steps": steps, "seed": seed, "n_nll": 160, "n_test": 1000, "eval_samples": 1024},
+            "results": {"hypervae": row(*hv, klu=5.0 + seed), "vae": row(*vae)}, "paper": None}
+
+
+def test_summary_means_stds_and_paired_differences():
+    reps = [_report(0, (240.0, 238.0), (242.0, 241.0)), _report(1, (241.0, 239.5), (241.5, 240.0)), _report(2, (239.0, 237.0), (243.0, 242.0))]
+    s = summarize_table1(reps)
+    hv_ll = np.array([238.0, 239.5, 237.0])
+    assert s["results"]["hypervae"]["nll"]["mean"] == pytest.approx(hv_ll.mean())
+    assert s["results"]["hypervae"]["nll"]["std"] == pytest.approx(hv_ll.std(ddof=1))
+    assert s["results"]["hypervae"]["kl_u_task"]["mean"] == pytest.approx(6.0)
+    assert "kl_u_task" not in s["results"]["vae"]
+    d = s["hypervae_minus"]["vae"]["nll"]
+    assert d["per_seed"] == pytest.approx([-3.0, -0.5, -5.0])
+    assert d["max"] == pytest.approx(-0.5) and d["mean"] == pytest.approx(-8.5 / 3)
+    assert s["seeds"] == [0, 1, 2]
+
+
+def test_summary_merges_the_runs_of_one_seed():
+    """Baselines and HyperVAE of one seed may come from two reports."""
+    reps = []
+    for seed, hv, vae in ((0, (240.0, 238.0), (242.0, 241.0)), (1, (241.0, 239.0), (243.0, 240.0))):
+        full = _report(seed, hv, vae)
+        reps.append(full | {"results": {"vae": full["results"]["vae"]}})
+        reps.append(full | {"results": {"hypervae": full["results"]["hypervae"]}})
+    s = summarize_table1(reps)
+    assert s["seeds"] == [0, 1]
+    assert s["hypervae_minus"]["vae"]["nll"]["per_seed"] == pytest.approx([-3.0, -1.0])
+
+
+def test_summary_rejects_mixed_reports():
+    with pytest.raises(ValueError, match="at least two"):
+        summarize_table1([_report(0, (1, 1), (1, 1))])
+    with pytest.raises(ValueError, match="differ in steps"):
+        summarize_table1([_report(0, (1, 1), (1, 1)), _report(1, (1, 1), (1, 1), steps=50)])
+    with pytest.raises(ValueError, match="appear in two reports"):
+        summarize_table1([_report(0, (1, 1), (1, 1)), _report(0, (1, 1), (1, 1))])
+    with pytest.raises(ValueError, match="one dataset"):
+        summarize_table1([_report(0, (1, 1), (1, 1)), _report(1, (1, 1), (1, 1), dataset="mnist5k")])
+
+
+def test_summary_command(tmp_path, capsys):
+    paths = []
+    for seed, hv in ((0, (240.0, 238.0)), (1, (241.0, 239.0))):
+        p = tmp_path / f"s{seed}.json"
+        p.write_text(json.dumps(_report(seed, hv, (242.0, 241.0))))
+        paths.append(str(p))
+    assert main(["reproduce", "summary", "--inputs", *paths, "--out", str(tmp_path / "out")]) == 0
+    md = (tmp_path / "out" / "table1_fashion-mnist_seeds.md").read_text()
+    assert "| HyperVAE | 240.5 ± 0.7 | 238.5 ± 0.7 |" in md
+    assert "| VAE (pooled) | -1.50 (-2.00, -1.00) | -2.50 (-3.00, -2.00) |" in md
+    # a missing input is a clear error, not a traceback
+    assert main(["reproduce", "summary", "--inputs", paths[0], str(tmp_path / "none.json"), "--out", str(tmp_path / "out")]) == 2
+    assert "no table1 report" in capsys.readouterr().err
