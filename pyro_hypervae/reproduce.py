@@ -446,7 +446,8 @@ def summary_markdown(summary: dict, sources: List[str]) -> str:
     lines = [
         f"# Table 1, {summary['dataset']}, {len(seeds)} seeds ({', '.join(map(str, seeds))}): mean ± std over seeds (nats per point)", "",
         f"{summary['steps']} steps per model; -EL on all {summary['n_test']} test points, -LL with {summary['eval_samples']} importance "
-        f"samples on {summary['n_nll']} test points (the same points for every model and seed).", "",
+        f"samples on {summary['n_nll']} test points (the same points for every model of a seed). A seed sets the "
+        "initialisation, the batch order and the static binarization draw, so seeds differ in data as well.", "",
         "| model | " + " | ".join(label for _, label in SUMMARY_COLUMNS) + " |", "|---" * (len(SUMMARY_COLUMNS) + 1) + "|",
     ]
     for m, row in summary["results"].items():
