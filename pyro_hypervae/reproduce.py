@@ -273,7 +273,7 @@ def table1_markdown(rep: dict, models) -> str:
         f"Protocol: {p['target']} target, z {p['z_dim']}-d, u {p['u_dim']}-d, Adam {p['lr']}, batches of {p['points_per_task']} points of one task, "
         f"**{p['steps']} steps** (paper: {p['paper_steps']}), seed {p['seed']}. -EL: {p['elbo_samples']} z samples per point on all {p['n_test']} test points; "
         f"-LL: IS with {p['eval_samples']} samples on {p['n_nll']} test points"
-        + (f" ({p['nll_points_per_task']} per task, fixed random subset)" if p["nll_points_per_task"] else " (all)") + ".",
+        + (f" ({p['nll_points_per_task']} per task, fixed random subset)" if p["nll_points_per_task"] and p["n_nll"] < p["n_test"] else " (all)") + ".",
         "",
         "| model | -EL | -LL | KL(z) | -EL on the -LL points | gap -EL - -LL | KL(u) per task | steps | train min | eval min |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -281,7 +281,7 @@ def table1_markdown(rep: dict, models) -> str:
     for kind, r in rep["results"].items():
         lines.append(
             f"| {LABELS[kind]} | {r['neg_elbo']:.1f} | {r['nll']:.1f} | {r['kl_z']:.1f} | {r['neg_elbo_on_nll_subset']:.1f} | {r['gap']:.1f} | {_fmt(r['kl_u_task'], 2)} | {r['steps']} | "
-            f"{r['train_seconds'] / 60:.1f} | {r['eval_seconds'] / 60:.1f} |"
+            + ("reused" if r["train_seconds"] == 0 else f"{r['train_seconds'] / 60:.1f}") + f" | {r['eval_seconds'] / 60:.1f} |"
         )
     paper = rep.get("paper")
     if paper:
