@@ -107,6 +107,12 @@ def test_reproduce_quick(tiny_npz, tmp_path):
     assert rep["protocol"]["steps"] == 3 and rep["protocol"]["points_per_task"] == 100
     assert all(np.isfinite(r["nll"]) for r in rep["results"].values())
     assert "| HyperVAE |" in (tmp_path / "res" / "table1_tiny.md").read_text()
+    # a second call reuses the finished runs (same config) and says so
+    assert main(["reproduce", "table1", "--dataset", str(tiny_npz / "tiny.npz"), "--models", "vae", "--name", "again"] + args) == 0
+    again = json.loads((tmp_path / "res" / "again.json").read_text())
+    assert again["results"]["vae"]["train_seconds"] == 0
+    assert again["results"]["vae"]["nll"] == pytest.approx(rep["results"]["vae"]["nll"])
+    assert "| 3 | reused |" in (tmp_path / "res" / "again.md").read_text()
     # table3 reuses the table1 runs
     assert main(["reproduce", "table3", "--dataset", str(tiny_npz / "tiny.npz"), "--outliers", str(tiny_npz / "other.npz"),
                  "--models", "vae", "metavae", "hypervae"] + args) == 0
