@@ -136,7 +136,7 @@ class PerTaskUGuide(nn.Module):
         with pyro.settings.context(module_local_params=True):
             loc, scale = self.loc_scale()
         idx = self._tasks if task_idx is None else torch.as_tensor(task_idx, dtype=torch.long).reshape(-1)
-        if len(idx if idx is not None else ()) and (idx.min() < 0 or idx.max() >= self.num_tasks):
+        if idx is not None and len(idx) and (idx.min() < 0 or idx.max() >= self.num_tasks):
             raise IndexError(f"task index out of range: this guide has {self.num_tasks} tasks, got {idx.tolist()}")
         if idx is None:
             if x.shape[0] != self.num_tasks:

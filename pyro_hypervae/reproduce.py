@@ -378,12 +378,10 @@ SUMMARY_COLUMNS = (("neg_elbo", "-EL"), ("nll", "-LL"), ("kl_z", "KL(z)"), ("kl_
 
 
 def merge_by_seed(reports: List[dict]) -> List[dict]:
-    """Table1 reports merged per seed (models of one seed may come from separate
+    """Table1 reports (checked by ``summarize_table1``) merged per seed (models of one seed may come from separate
     runs, e.g. the baselines in one process and HyperVAE in another), in seed order."""
     by_seed: Dict[int, dict] = {}
     for r in reports:
-        if r.get("table") != "table1":
-            raise ValueError(f"not a table1 report (table={r.get('table')!r})")
         seed = r["protocol"]["seed"]
         if seed not in by_seed:
             by_seed[seed] = r | {"results": dict(r["results"])}
@@ -402,6 +400,9 @@ def summarize_table1(reports: List[dict]) -> dict:
 
     ``reports``: table1 JSON reports of one dataset and one protocol; the
     reports of one seed are merged (``merge_by_seed``)."""
+    for r in reports:
+        if r.get("table") != "table1":
+            raise ValueError(f"not a table1 report (table={r.get('table')!r})")
     datasets = {r.get("dataset") for r in reports}
     if len(datasets) != 1:
         raise ValueError(f"the reports must all be of one dataset, got {sorted(map(str, datasets))}")
@@ -479,13 +480,7 @@ def cmd_summary(args) -> int:
             raise ValueError(f"{path} is not a JSON report ({e})") from None
     summary = summarize_table1(reports)
     md = summary_markdown(summary, [str(p) for p in args.inputs])
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = args.name or f"table1_{summary['dataset']}_seeds"
-    (out / f"{stem}.json").write_text(json.dumps(summary, indent=1))
-    (out / f"{stem}.md").write_text(md)
-    print(md)
-    log(f"wrote {out / (stem + '.json')} and {out / (stem + '.md')}")
+    write_outputs(args, args.name or f"table1_{summary['dataset']}_seeds", summary, md)
     return 0
 
 

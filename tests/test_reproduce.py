@@ -51,6 +51,8 @@ def test_summary_rejects_mixed_reports():
         summarize_table1([_report(0, (1, 1), (1, 1)), _report(1, (1, 1), (1, 1), steps=50)])
     with pytest.raises(ValueError, match="appear in two reports"):
         summarize_table1([_report(0, (1, 1), (1, 1)), _report(0, (1, 1), (1, 1))])
+    with pytest.raises(ValueError, match="not a table1 report"):
+        summarize_table1([_report(0, (1, 1), (1, 1)), {"table": "table3", "dataset": "fashion-mnist", "protocol": {"seed": 1}, "results": {}}])
     with pytest.raises(ValueError, match="one dataset"):
         summarize_table1([_report(0, (1, 1), (1, 1)), _report(1, (1, 1), (1, 1), dataset="mnist5k")])
 
