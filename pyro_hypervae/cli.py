@@ -166,7 +166,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (DataError, CheckpointError, NonFiniteLossError, ValueError, FileNotFoundError) as e:
+    except (DataError, CheckpointError, NonFiniteLossError, ValueError, FileNotFoundError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -37,6 +37,7 @@ import math
 import shlex
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -72,10 +73,11 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def protocol_config(dataset: str, data: TaskDataset, kind: str, steps: int, seed: int) -> Config:
-    """The paper's Table 1 settings for one model."""
+def protocol_config(dataset: str, data: TaskDataset, kind: str, steps: int, seed: int, overrides: Optional[dict] = None) -> Config:
+    """The paper's Table 1 settings for one model, with ``overrides`` (Config keys,
+    from ``--set``) applied on top."""
     image = len(data.x_shape) == 3
-    return Config(
+    config = Config(
         dataset=dataset,
         model=kind,
         target="conv" if image else "mlp",
@@ -94,6 +96,37 @@ def protocol_config(dataset: str, data: TaskDataset, kind: str, steps: int, seed
         binarization=data.info.get("binarization") if data.info.get("binarization") not in (None,) else None,
         test_fraction=data.info.get("test_fraction") or 0.2,
     )
+    return Config.from_dict(config.to_dict() | dict(overrides or {})).validate()
+
+
+def parse_overrides(items: Optional[List[str]]) -> dict:
+    """``["rank=40", "task_encoder=set"]`` -> {"rank": 40, "task_encoder": "set"},
+    each value cast to the type of the Config field it sets."""
+    known = {f.name: f for f in fields(Config)}
+    fixed = {"model", "steps", "seed", "dataset"}  # set by reproduce's own flags
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not value:
+            raise ValueError(f"--set takes KEY=VALUE pairs, got {item!r} (e.g. --set rank=40 perturbation=1.0)")
+        if key not in known:
+            raise ValueError(f"--set {item!r}: {key!r} is not a config key; known keys: {sorted(known)}")
+        if key in fixed:
+            raise ValueError(f"--set {item!r}: {key} has its own flag (--models, --steps, --seed, --dataset)")
+        default = getattr(Config(), key)
+        try:
+            if isinstance(default, bool):
+                out[key] = {"true": True, "false": False}[value.lower()]
+            elif isinstance(default, (int, float)):
+                out[key] = type(default)(value)
+            elif isinstance(default, list):
+                out[key] = [int(v) for v in value.split(",")]
+            else:
+                out[key] = value
+        except (ValueError, KeyError):
+            raise ValueError(f"--set {item!r}: {key} must be of type {type(default).__name__} (default {default!r})") from None
+    return out
 
 
 @torch.no_grad()
@@ -137,19 +170,31 @@ def train_or_reuse(config: Config, data: TaskDataset, out: Path, progress: bool,
     checkpoint when the config matches. With ``deadline`` (a ``time.perf_counter``
     value) training runs in chunks of ``chunk`` steps (``fit`` resumes from the
     checkpoint, so the chunks make one uninterrupted run) and stops after the
-    chunk that passes the deadline. Returns (model, seconds, steps done)."""
+    chunk that passes the deadline. Returns (model, training seconds, steps done,
+    reused). A finished run with other settings in ``out`` is an error, never
+    overwritten."""
     cfg_path = out / "config.json"
-    if (out / "checkpoint.pt").exists() and cfg_path.exists() and json.loads(cfg_path.read_text()) == config.to_dict():
-        _, _, model = load_run(out)
-        hist = json.loads((out / "history.json").read_text()) if (out / "history.json").exists() else []
-        if hist and hist[-1]["step"] == config.steps:
-            log(f"reusing finished run {out}")
-            return model, 0.0, config.steps
+    if (out / "checkpoint.pt").exists() and cfg_path.exists():
+        saved = json.loads(cfg_path.read_text())
+        if saved == config.to_dict():
+            _, _, model = load_run(out)
+            hist = json.loads((out / "history.json").read_text()) if (out / "history.json").exists() else []
+            if hist and hist[-1]["step"] == config.steps:
+                log(f"reusing finished run {out}")
+                return model, 0.0, config.steps, True
+        else:
+            # never train over a run made with other settings: it may be hours of work
+            diff = {k: (saved.get(k), v) for k, v in config.to_dict().items() if saved.get(k) != v}
+            raise FileExistsError(
+                f"{out} holds a run with other settings ("
+                + ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
+                + "); pass another --runs directory, or delete that run to retrain it"
+            )
     model = build_model(config, data)
     t = time.perf_counter()
     if deadline is None:
         fit(model, data, config, out_dir=out, progress=progress)
-        return model, time.perf_counter() - t, config.steps
+        return model, time.perf_counter() - t, config.steps, False
     done = 0
     while done < config.steps:
         nxt = min(config.steps, done + chunk)
@@ -160,7 +205,7 @@ def train_or_reuse(config: Config, data: TaskDataset, out: Path, progress: bool,
         if time.perf_counter() > deadline and done < config.steps:
             log(f"  {config.model}: time share used up; stopping at {done} steps")
             break
-    return model, time.perf_counter() - t, done
+    return model, time.perf_counter() - t, done, False
 
 
 def _fmt(v, digits=1):
@@ -188,7 +233,7 @@ def table1(args) -> dict:
     if args.budget_minutes > 0:
         log("timing a few steps of each model to size the budget ...")
         for kind in models:
-            timing[kind] = time_steps(protocol_config(args.dataset, data, kind, 2, args.seed), data)
+            timing[kind] = time_steps(protocol_config(args.dataset, data, kind, 2, args.seed, args.overrides), data)
             log(f"  {kind}: {timing[kind] * 1e3:.0f} ms/step")
         probe = build_model(protocol_config(args.dataset, data, "vae", 1, args.seed), data)
         per_pt = time_eval_point(probe, data, args.eval_samples)
@@ -202,7 +247,7 @@ def table1(args) -> dict:
     results, trained = {}, {}
     end = t0 + args.budget_minutes * 60
     for i, kind in enumerate(models):
-        config = protocol_config(args.dataset, data, kind, steps, args.seed)
+        config = protocol_config(args.dataset, data, kind, steps, args.seed, args.overrides)
         out = run_dir(args, args.dataset, kind)
         deadline = None
         if args.budget_minutes > 0:
@@ -210,7 +255,7 @@ def table1(args) -> dict:
             left = len(models) - i
             deadline = time.perf_counter() + max(0.0, end - time.perf_counter() - eval_est * left / len(models)) / left
         log(f"{LABELS[kind]}: training -> {out}")
-        model, train_s, done = train_or_reuse(config, data, out, not args.no_progress, deadline)
+        model, train_s, done, reused = train_or_reuse(config, data, out, not args.no_progress, deadline)
         trained[kind] = model
         log(f"{LABELS[kind]}: evaluating (-EL on {n_test} test points, -LL with {args.eval_samples} samples on {n_nll})")
         t = time.perf_counter()
@@ -229,6 +274,7 @@ def table1(args) -> dict:
             "kl_u_task": (sum(m["kl_u_task"] for m in full["tasks"].values()) / len(full["tasks"])) if isinstance(model, HyperVAE) else None,
             "steps": done,
             "train_seconds": train_s,
+            "reused": reused,
             "eval_seconds": eval_s,
             "params": param_summary(model),
             "per_task": {k: {"neg_elbo": full["tasks"][k]["neg_elbo"], "nll": nll["tasks"][k]["nll"]} for k in full["tasks"]},
@@ -250,6 +296,7 @@ def table1(args) -> dict:
             "eval_samples": args.eval_samples, "elbo_samples": args.elbo_samples,
             "nll_points_per_task": per_task_nll, "n_test": n_test, "n_nll": n_nll,
             "mean": "mean over tasks of the per-point means",
+            "overrides": args.overrides,
         },
         "step_seconds": timing,
         "results": results,
@@ -273,7 +320,8 @@ def table1_markdown(rep: dict, models) -> str:
         f"Protocol: {p['target']} target, z {p['z_dim']}-d, u {p['u_dim']}-d, Adam {p['lr']}, batches of {p['points_per_task']} points of one task, "
         f"**{p['steps']} steps** (paper: {p['paper_steps']}), seed {p['seed']}. -EL: {p['elbo_samples']} z samples per point on all {p['n_test']} test points; "
         f"-LL: IS with {p['eval_samples']} samples on {p['n_nll']} test points"
-        + (f" ({p['nll_points_per_task']} per task, fixed random subset)" if p["nll_points_per_task"] and p["n_nll"] < p["n_test"] else " (all)") + ".",
+        + (f" ({p['nll_points_per_task']} per task, fixed random subset)" if p["nll_points_per_task"] and p["n_nll"] < p["n_test"] else " (all)") + "."
+        + (" **Changed from the protocol:** " + ", ".join(f"{k}={v}" for k, v in p["overrides"].items()) + "." if p.get("overrides") else ""),
         "",
         "| model | -EL | -LL | KL(z) | -EL on the -LL points | gap -EL - -LL | KL(u) per task | steps | train min | eval min |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -281,7 +329,7 @@ def table1_markdown(rep: dict, models) -> str:
     for kind, r in rep["results"].items():
         lines.append(
             f"| {LABELS[kind]} | {r['neg_elbo']:.1f} | {r['nll']:.1f} | {r['kl_z']:.1f} | {r['neg_elbo_on_nll_subset']:.1f} | {r['gap']:.1f} | {_fmt(r['kl_u_task'], 2)} | {r['steps']} | "
-            + ("reused" if r["train_seconds"] == 0 else f"{r['train_seconds'] / 60:.1f}") + f" | {r['eval_seconds'] / 60:.1f} |"
+            + ("reused" if r.get("reused", r["train_seconds"] == 0) else f"{r['train_seconds'] / 60:.1f}") + f" | {r['eval_seconds'] / 60:.1f} |"
         )
     paper = rep.get("paper")
     if paper:
@@ -333,7 +381,7 @@ def table3(args) -> dict:
         else:
             steps = args.steps if args.steps < 10**9 else 10000
             log(f"{LABELS[kind]}: no run at {out}; training {steps} steps")
-            model, _, _ = train_or_reuse(protocol_config(args.dataset, data, kind, steps, args.seed), data, out, not args.no_progress)
+            model, _, _, _ = train_or_reuse(protocol_config(args.dataset, data, kind, steps, args.seed, args.overrides), data, out, not args.no_progress)
         models[kind] = model
         torch.manual_seed(args.seed)
         s_test = outlier_scores(model, x, num_samples=args.score_samples)
@@ -410,6 +458,9 @@ def summarize_table1(reports: List[dict]) -> dict:
         vals = {r["protocol"][key] for r in reports}
         if len(vals) != 1:
             raise ValueError(f"the reports differ in {key} {sorted(vals)}; summarise runs of one protocol")
+    # each result row carries the settings its run changed from the protocol (--set)
+    reports = [r | {"results": {m: row | {"overrides": r["protocol"].get("overrides") or {}} for m, row in r["results"].items()}}
+               for r in reports]
     reports = merge_by_seed(reports)
     if len(reports) < 2:
         raise ValueError(f"a summary needs table1 reports of at least two seeds, got {len(reports)}")
@@ -427,6 +478,10 @@ def summarize_table1(reports: List[dict]) -> dict:
             a = np.asarray(vals, dtype=float)
             row[col] = {"mean": float(a.mean()), "std": float(a.std(ddof=1)), "per_seed": a.tolist()}
         row["steps"] = [r["results"][m]["steps"] for r in reports]
+        settings = {json.dumps(r["results"][m]["overrides"], sort_keys=True) for r in reports}
+        if len(settings) != 1:
+            raise ValueError(f"{LABELS.get(m, m)} was run with different --set settings across seeds ({sorted(settings)}); summarise one variant at a time")
+        row["overrides"] = reports[0]["results"][m]["overrides"]
         rows[m] = row
     diffs = {}
     if "hypervae" in models:
@@ -451,15 +506,19 @@ def summary_markdown(summary: dict, sources: List[str]) -> str:
         "initialisation, the batch order and the static binarization draw, so seeds differ in data as well.", "",
         "| model | " + " | ".join(label for _, label in SUMMARY_COLUMNS) + " |", "|---" * (len(SUMMARY_COLUMNS) + 1) + "|",
     ]
+    def label(m):
+        changed = summary["results"][m].get("overrides")
+        return LABELS.get(m, m) + (" (" + ", ".join(f"{k}={v}" for k, v in changed.items()) + ")" if changed else "")
+
     for m, row in summary["results"].items():
         cells = [f"{row[c]['mean']:.1f} ± {row[c]['std']:.1f}" if c in row else "-" for c, _ in SUMMARY_COLUMNS]
-        lines.append(f"| {LABELS.get(m, m)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {label(m)} | " + " | ".join(cells) + " |")
     if summary["hypervae_minus"]:
-        lines += ["", "HyperVAE minus each baseline, seed by seed (negative: HyperVAE better):", "",
+        lines += ["", f"{label('hypervae')} minus each baseline, seed by seed (negative: HyperVAE better):", "",
                   "| baseline | -EL: mean (per seed) | -LL: mean (per seed) |", "|---|---|---|"]
         for m, d in summary["hypervae_minus"].items():
             cells = [f"{d[c]['mean']:+.2f} ({', '.join(f'{v:+.2f}' for v in d[c]['per_seed'])})" for c in ("neg_elbo", "nll")]
-            lines.append(f"| {LABELS.get(m, m)} | " + " | ".join(cells) + " |")
+            lines.append(f"| {label(m)} | " + " | ".join(cells) + " |")
     paper = summary.get("paper")
     if paper:
         lines += ["", f"The paper ({paper['column']}), -EL / -LL: "
@@ -499,6 +558,7 @@ def cmd_reproduce(args) -> int:
             raise ValueError("reproduce summary needs --inputs: the table1 JSON reports of two or more seeds")
         args.out = args.out or "docs/results"
         return cmd_summary(args)
+    args.overrides = parse_overrides(getattr(args, "set", None))
     if args.dataset is None:
         raise ValueError(f"reproduce {args.table} needs --dataset (fashion-mnist, mnist5k, alloys or an .npz)")
     # One intra-op thread by default: on a shared, oversubscribed CPU two OpenMP
@@ -539,6 +599,9 @@ def register(subparsers) -> None:
     p.add_argument("--percentile", type=float, default=95.0, help="table3: threshold percentile of training scores")
     p.add_argument("--score-samples", type=int, default=8, help="table3: z samples in the negative ELBO score")
     p.add_argument("--outliers", default=None, help="table3: outlier dataset (default: the other image dataset)")
+    p.add_argument("--set", nargs="+", default=None, metavar="KEY=VALUE",
+                   help="change a setting of every model from the protocol, e.g. --set rank=40 perturbation=1.0 "
+                        "(Config keys; recorded in the report; use its own --runs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1; more only on an idle machine)")
     p.add_argument("--out", default=None, help="where the JSON and markdown go (default docs/results)")

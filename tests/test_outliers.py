@@ -99,7 +99,7 @@ def test_score_command(tiny_npz, tmp_path):
     assert main(["score", "--run", str(run), "--data", str(tmp_path / "none.npz"), "--out", str(out)]) == 2
 
 
-def test_reproduce_quick(tiny_npz, tmp_path):
+def test_reproduce_quick(tiny_npz, tmp_path, capsys):
     args = ["--quick", "--no-progress", "--out", str(tmp_path / "res"), "--runs", str(tmp_path / "runs")]
     assert main(["reproduce", "table1", "--dataset", str(tiny_npz / "tiny.npz")] + args) == 0
     rep = json.loads((tmp_path / "res" / "table1_tiny.json").read_text())
@@ -112,7 +112,25 @@ def test_reproduce_quick(tiny_npz, tmp_path):
     again = json.loads((tmp_path / "res" / "again.json").read_text())
     assert again["results"]["vae"]["train_seconds"] == 0
     assert again["results"]["vae"]["nll"] == pytest.approx(rep["results"]["vae"]["nll"])
+    assert again["results"]["vae"]["reused"] and not rep["results"]["vae"]["reused"]
     assert "| 3 | reused |" in (tmp_path / "res" / "again.md").read_text()
+    # a run with other settings never trains over a finished one ...
+    ckpt = tmp_path / "runs" / "tiny" / "hypervae" / "checkpoint.pt"
+    before = ckpt.read_bytes()
+    assert main(["reproduce", "table1", "--dataset", str(tiny_npz / "tiny.npz"), "--models", "hypervae", "--set", "rank=4"] + args) == 2
+    assert "other settings (rank: 20 there, 4 now)" in capsys.readouterr().err
+    assert ckpt.read_bytes() == before
+    # ... it goes into its own --runs, and the report and table say what changed
+    var = args[:-1] + [str(tmp_path / "runs_rank4")]
+    assert main(["reproduce", "table1", "--dataset", str(tiny_npz / "tiny.npz"), "--models", "hypervae",
+                 "--set", "rank=4", "perturbation=1.0", "--name", "rank4"] + var) == 0
+    rank4 = json.loads((tmp_path / "res" / "rank4.json").read_text())
+    assert rank4["protocol"]["overrides"] == {"rank": 4, "perturbation": 1.0}
+    assert json.loads((tmp_path / "runs_rank4" / "tiny" / "hypervae" / "config.json").read_text())["rank"] == 4
+    assert "**Changed from the protocol:** rank=4, perturbation=1.0." in (tmp_path / "res" / "rank4.md").read_text()
+    for bad, msg in ((["rank"], "KEY=VALUE"), (["rank=x"], "must be of type int"), (["rnk=4"], "not a config key"), (["seed=1"], "its own flag")):
+        assert main(["reproduce", "table1", "--dataset", str(tiny_npz / "tiny.npz"), "--set", *bad] + var) == 2
+        assert msg in capsys.readouterr().err
     # table3 reuses the table1 runs
     assert main(["reproduce", "table3", "--dataset", str(tiny_npz / "tiny.npz"), "--outliers", str(tiny_npz / "other.npz"),
                  "--models", "vae", "metavae", "hypervae"] + args) == 0

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pyro_hypervae.cli import main
-from pyro_hypervae.reproduce import summarize_table1
+from pyro_hypervae.reproduce import summarize_table1, summary_markdown
 
 
 def _report(seed, hv, vae, steps=100, dataset="fashion-mnist"):
@@ -70,3 +70,23 @@ def test_summary_command(tmp_path, capsys):
     # a missing input is a clear error, not a traceback
     assert main(["reproduce", "summary", "--inputs", paths[0], str(tmp_path / "none.json"), "--out", str(tmp_path / "out")]) == 2
     assert "no table1 report" in capsys.readouterr().err
+
+
+def test_summary_names_a_variant_and_keeps_variants_apart():
+    """A HyperVAE run with --set settings is summarised under its settings, and
+    one model's seeds must share them."""
+    variant = {"rank": 40}
+    reps = []
+    for seed, hv in ((0, (240.0, 238.0)), (1, (241.0, 239.0))):
+        base = _report(seed, hv, (242.0, 241.0))
+        reps.append(base | {"results": {"vae": base["results"]["vae"]}})
+        reps.append(base | {"results": {"hypervae": base["results"]["hypervae"]},
+                            "protocol": base["protocol"] | {"overrides": variant}})
+    s = summarize_table1(reps)
+    assert s["results"]["hypervae"]["overrides"] == variant and s["results"]["vae"]["overrides"] == {}
+    md = summary_markdown(s, ["a.json"])
+    assert "| HyperVAE (rank=40) | 240.5 ± 0.7 |" in md
+    assert "HyperVAE (rank=40) minus each baseline" in md
+    reps[3] = reps[3] | {"protocol": reps[3]["protocol"] | {"overrides": {"rank": 20}}}
+    with pytest.raises(ValueError, match="different --set settings"):
+        summarize_table1(reps)
