@@ -111,6 +111,18 @@ def _images(x: np.ndarray, binarization: str, seed: int) -> np.ndarray:
     return binarize(x[:, None].astype(np.float64) / 255.0, binarization, seed)
 
 
+def _task_dataset(x: np.ndarray, task: np.ndarray, is_train: np.ndarray, task_names, name: str, info: dict) -> TaskDataset:
+    """Numpy arrays (n, *x_shape), (n,) task index, (n,) train mask -> ``TaskDataset``."""
+    return TaskDataset(
+        x=torch.from_numpy(x),
+        task=torch.from_numpy(task.astype(np.int64)),
+        is_train=torch.from_numpy(is_train),
+        task_names=[str(n) for n in task_names],
+        name=name,
+        info=info,
+    )
+
+
 # --------------------------------------------------------------------------
 # Fashion-MNIST
 # --------------------------------------------------------------------------
@@ -133,14 +145,8 @@ def load_fashion_mnist(root: str | Path = FASHION_MNIST_DIR, binarization: str =
     if lab.min() < 0 or lab.max() > 9:
         raise DataError(f"{root}: labels must be 0-9, got {lab.min()}..{lab.max()}")
     x = _images(img, binarization, seed)
-    return TaskDataset(
-        x=torch.from_numpy(x),
-        task=torch.from_numpy(lab),
-        is_train=torch.from_numpy(is_train),
-        task_names=list(FASHION_MNIST_CLASSES),
-        name="fashion-mnist",
-        info={"source": str(root), "binarization": binarization, "seed": seed, "split": "files (train 60k / t10k 10k)"},
-    )
+    return _task_dataset(x, lab, is_train, FASHION_MNIST_CLASSES, "fashion-mnist",
+                         {"source": str(root), "binarization": binarization, "seed": seed, "split": "files (train 60k / t10k 10k)"})
 
 
 # --------------------------------------------------------------------------
@@ -172,15 +178,9 @@ def load_mnist5k(path: Optional[str | Path] = None, binarization: str = "bernoul
     uniq, task = np.unique(labels, return_inverse=True)
     x = _images(pixels.reshape(-1, side, side), binarization, seed)
     is_train = per_task_split(task, test_fraction, seed)
-    return TaskDataset(
-        x=torch.from_numpy(x),
-        task=torch.from_numpy(task.astype(np.int64)),
-        is_train=torch.from_numpy(is_train),
-        task_names=[str(u) for u in uniq],
-        name="mnist5k",
-        info={"source": str(path), "binarization": binarization, "seed": seed, "test_fraction": test_fraction,
-              "split": f"per-task random hold-out of {test_fraction:.0%} (seed {seed})"},
-    )
+    return _task_dataset(x, task, is_train, uniq, "mnist5k",
+                         {"source": str(path), "binarization": binarization, "seed": seed, "test_fraction": test_fraction,
+                          "split": f"per-task random hold-out of {test_fraction:.0%} (seed {seed})"})
 
 
 # --------------------------------------------------------------------------
@@ -257,13 +257,9 @@ def load_alloys(
     task = np.array([index[p] for p in phases], dtype=np.int64)
     x = clr(fr, eps).astype(np.float32)
     is_train = per_task_split(task, test_fraction, seed)
-    return TaskDataset(
-        x=torch.from_numpy(x),
-        task=torch.from_numpy(task.astype(np.int64)),
-        is_train=torch.from_numpy(is_train),
-        task_names=[str(n) for n in names],
-        name="alloys",
-        info={
+    return _task_dataset(
+        x, task, is_train, names, "alloys",
+        {
             "source": str(path), "binarization": None, "seed": seed, "test_fraction": test_fraction,
             "elements": elements, "transform": f"clr with pseudo-count {eps}", "eps": eps,
             "likelihood": "gaussian", "rows_read": n_raw, "dropped_not_summing_to_1": n_bad,
