@@ -49,6 +49,7 @@ from .config import Config
 from .data import TaskDataset, load_dataset
 from .evaluate import evaluate, point_metrics
 from .model import HyperVAE
+from .checkpoint import load_checkpoint
 from .train import build_model, fit, load_run
 
 MODELS = ("vae", "metavae", "hypervae", "pertask")
@@ -165,43 +166,51 @@ def run_dir(args, dataset: str, kind: str) -> Path:
     return Path(args.runs) / Path(dataset).stem / kind
 
 
+# settings that say how long a run is and how often it logs, not what it trains:
+# a run that differs only in these is the same run, stopped earlier or later
+LENGTH_KEYS = ("steps", "checkpoint_every", "log_every")
+
+
 def train_or_reuse(config: Config, data: TaskDataset, out: Path, progress: bool, deadline: Optional[float] = None, chunk: int = 100):
-    """Train into ``out`` for ``config.steps`` steps, or reuse its finished
-    checkpoint when the config matches. With ``deadline`` (a ``time.perf_counter``
-    value) training runs in chunks of ``chunk`` steps (``fit`` resumes from the
-    checkpoint, so the chunks make one uninterrupted run) and stops after the
-    chunk that passes the deadline. Returns (model, training seconds, steps done,
-    reused). A finished run with other settings in ``out`` is an error, never
-    overwritten."""
-    cfg_path = out / "config.json"
-    if (out / "checkpoint.pt").exists() and cfg_path.exists():
-        saved = json.loads(cfg_path.read_text())
-        if saved == config.to_dict():
-            _, _, model = load_run(out)
-            hist = json.loads((out / "history.json").read_text()) if (out / "history.json").exists() else []
-            if hist and hist[-1]["step"] == config.steps:
-                log(f"reusing finished run {out}")
-                return model, 0.0, config.steps, True
-        else:
-            # never train over a run made with other settings: it may be hours of work
-            diff = {k: (saved.get(k), v) for k, v in config.to_dict().items() if saved.get(k) != v}
+    """Train into ``out`` for ``config.steps`` steps, reuse its finished run, or
+    resume its unfinished one (a crash or a budget stop) when the settings match.
+
+    With ``deadline`` (a ``time.perf_counter`` value) training runs in chunks of
+    ``chunk`` steps (``fit`` resumes from the checkpoint, so the chunks make one
+    uninterrupted run) and stops after the chunk that passes the deadline.
+    Returns (model, training seconds, steps done, reused). A run in ``out`` with
+    other settings, or one already past ``config.steps``, is an error: it is
+    never trained over."""
+    done = 0
+    if (out / "checkpoint.pt").exists() and (out / "config.json").exists():
+        saved = json.loads((out / "config.json").read_text())
+        diff = {k: (saved.get(k), v) for k, v in config.to_dict().items() if saved.get(k) != v and k not in LENGTH_KEYS}
+        if diff:
             raise FileExistsError(
                 f"{out} holds a run with other settings ("
                 + ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
                 + "); pass another --runs directory, or delete that run to retrain it"
             )
+        done = int(load_checkpoint(out / "checkpoint.pt")["step"])
+        if done == config.steps:
+            log(f"reusing finished run {out}")
+            _, _, model = load_run(out)
+            return model, 0.0, config.steps, True
+        if done > config.steps:
+            raise FileExistsError(f"{out} holds a longer run ({done} steps, {config.steps} asked); pass another --runs directory or --steps {done}")
+        log(f"resuming the unfinished run {out} from step {done}")
     model = build_model(config, data)
     t = time.perf_counter()
     if deadline is None:
-        fit(model, data, config, out_dir=out, progress=progress)
+        fit(model, data, config, out_dir=out, resume=done > 0, progress=progress)
         return model, time.perf_counter() - t, config.steps, False
-    done = 0
+    first = done
     while done < config.steps:
         nxt = min(config.steps, done + chunk)
         fit(model, data, Config.from_dict(config.to_dict() | {"steps": nxt}), out_dir=out, resume=done > 0, progress=progress)
         done = nxt
         el = time.perf_counter() - t
-        log(f"  {config.model}: {done}/{config.steps} steps, {el / done:.2f} s/step, {max(0.0, deadline - time.perf_counter()) / 60:.1f} min left of its share")
+        log(f"  {config.model}: {done}/{config.steps} steps, {el / (done - first):.2f} s/step, {max(0.0, deadline - time.perf_counter()) / 60:.1f} min left of its share")
         if time.perf_counter() > deadline and done < config.steps:
             log(f"  {config.model}: time share used up; stopping at {done} steps")
             break

@@ -152,7 +152,9 @@ def fit(
                 optim.step()
                 running = value if running is None else 0.98 * running + 0.02 * value
                 if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
-                    terms = elbo.terms(model.model, model.guide, x, task_idx)
+                    # on a forked RNG: how often we log must not change the training draws
+                    with torch.random.fork_rng(devices=[]):
+                        terms = elbo.terms(model.model, model.guide, x, task_idx)
                     n = terms.n_points
                     rec = {
                         "step": step + 1,

@@ -73,18 +73,6 @@ def test_metavae_kl_and_mean_over_decoders():
     torch.testing.assert_close(s["kl"], kl)
 
 
-@pytest.fixture(scope="module")
-def tiny_npz(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tiny")
-    rng = np.random.default_rng(0)
-    protos = rng.random((2, 1, 8, 8))
-    task = np.repeat(np.arange(2), 15)
-    x = (rng.random((30, 1, 8, 8)) < protos[task]).astype(np.float32)
-    np.savez(d / "tiny.npz", x=x, task=task)
-    np.savez(d / "other.npz", x=(rng.random((30, 1, 8, 8)) < 0.5).astype(np.float32), task=task)
-    return d
-
-
 def test_score_command(tiny_npz, tmp_path):
     run = tmp_path / "run"
     assert main(["train", "--dataset", str(tiny_npz / "tiny.npz"), "--model", "metavae", "--out", str(run), "--steps", "2",

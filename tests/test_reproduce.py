@@ -4,7 +4,9 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
+from pyro_hypervae.checkpoint import load_checkpoint
 from pyro_hypervae.cli import main
 from pyro_hypervae.reproduce import summarize_table1, summary_markdown
 
@@ -90,3 +92,27 @@ def test_summary_names_a_variant_and_keeps_variants_apart():
     reps[3] = reps[3] | {"protocol": reps[3]["protocol"] | {"overrides": {"rank": 20}}}
     with pytest.raises(ValueError, match="different --set settings"):
         summarize_table1(reps)
+
+
+def test_reproduce_resumes_an_unfinished_run(tiny_npz, tmp_path, capsys):
+    """A run stopped early (a crash, a budget) is continued, not restarted, and
+    ends where an uninterrupted run ends; a longer run is never trained over."""
+    data = str(tiny_npz / "tiny.npz")
+
+    def run(runs, steps):
+        return main(["reproduce", "table1", "--dataset", data, "--quick", "--no-progress", "--models", "hypervae",
+                     "--steps", str(steps), "--runs", str(tmp_path / runs), "--out", str(tmp_path / "res")])
+
+    assert run("straight", 3) == 0
+    assert run("stopped", 2) == 0
+    assert run("stopped", 3) == 0
+    assert "resuming the unfinished run" in capsys.readouterr().out
+    a = load_checkpoint(tmp_path / "straight" / "tiny" / "hypervae" / "checkpoint.pt")
+    b = load_checkpoint(tmp_path / "stopped" / "tiny" / "hypervae" / "checkpoint.pt")
+    assert a["step"] == b["step"] == 3
+    for k in a["model"]:
+        torch.testing.assert_close(a["model"][k], b["model"][k], rtol=0, atol=0)
+    before = (tmp_path / "stopped" / "tiny" / "hypervae" / "checkpoint.pt").read_bytes()
+    assert run("stopped", 2) == 2
+    assert "holds a longer run (3 steps, 2 asked)" in capsys.readouterr().err
+    assert (tmp_path / "stopped" / "tiny" / "hypervae" / "checkpoint.pt").read_bytes() == before
