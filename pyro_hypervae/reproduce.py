@@ -45,11 +45,11 @@ import numpy as np
 import torch
 
 from .baselines import param_summary, param_table
+from .checkpoint import load_checkpoint
 from .config import Config
 from .data import TaskDataset, load_dataset
 from .evaluate import evaluate, point_metrics
 from .model import HyperVAE
-from .checkpoint import load_checkpoint
 from .train import build_model, fit, load_run
 
 MODELS = ("vae", "metavae", "hypervae", "pertask")
@@ -386,7 +386,11 @@ def table3(args) -> dict:
         out = run_dir(args, args.dataset, kind)
         if (out / "checkpoint.pt").exists():
             log(f"{LABELS[kind]}: using trained run {out}")
-            _, _, model = load_run(out)
+            config, _, model = load_run(out)
+            differ = {k: v for k, v in args.overrides.items() if getattr(config, k) != v}
+            if differ:
+                raise ValueError(f"{out} was trained with " + ", ".join(f"{k}={getattr(config, k)!r}" for k in differ)
+                                 + ", not the --set values " + ", ".join(f"{k}={v!r}" for k, v in differ.items()) + "; pass the --runs of that variant")
         else:
             steps = args.steps if args.steps < 10**9 else 10000
             log(f"{LABELS[kind]}: no run at {out}; training {steps} steps")

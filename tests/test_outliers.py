@@ -116,6 +116,10 @@ def test_reproduce_quick(tiny_npz, tmp_path, capsys):
     assert rank4["protocol"]["overrides"] == {"rank": 4, "perturbation": 1.0}
     assert json.loads((tmp_path / "runs_rank4" / "tiny" / "hypervae" / "config.json").read_text())["rank"] == 4
     assert "**Changed from the protocol:** rank=4, perturbation=1.0." in (tmp_path / "res" / "rank4.md").read_text()
+    # table3 scores a variant from its own runs only
+    assert main(["reproduce", "table3", "--dataset", str(tiny_npz / "tiny.npz"), "--outliers", str(tiny_npz / "other.npz"),
+                 "--models", "hypervae", "--set", "rank=4"] + args) == 2
+    assert "trained with rank=20, not the --set values rank=4" in capsys.readouterr().err
     for bad, msg in ((["rank"], "KEY=VALUE"), (["rank=x"], "must be of type int"), (["rnk=4"], "not a config key"), (["seed=1"], "its own flag")):
         assert main(["reproduce", "table1", "--dataset", str(tiny_npz / "tiny.npz"), "--set", *bad] + var) == 2
         assert msg in capsys.readouterr().err
