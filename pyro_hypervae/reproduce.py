@@ -455,12 +455,20 @@ def merge_by_seed(reports: List[dict]) -> List[dict]:
     return [by_seed[k] for k in sorted(by_seed)]
 
 
+def variant_key(model: str, overrides: Optional[dict]) -> str:
+    """A model run with ``--set`` settings is its own row: "hypervae (rank=40)"."""
+    return model + (" (" + ", ".join(f"{k}={v}" for k, v in overrides.items()) + ")" if overrides else "")
+
+
 def summarize_table1(reports: List[dict]) -> dict:
     """Mean and sample std over seeds of each model's Table 1 columns, and the
-    per-seed (paired) differences HyperVAE minus each baseline.
+    per-seed (paired) differences of each HyperVAE row minus each baseline.
 
     ``reports``: table1 JSON reports of one dataset and one protocol; the
-    reports of one seed are merged (``merge_by_seed``)."""
+    reports of one seed are merged (``merge_by_seed``). A model run with
+    ``--set`` settings becomes its own row (``variant_key``), so a HyperVAE
+    variant sits beside the protocol's HyperVAE and baselines. Rows missing
+    from some seed are left out and listed under ``"incomplete"``."""
     for r in reports:
         if r.get("table") != "table1":
             raise ValueError(f"not a table1 report (table={r.get('table')!r})")
@@ -471,43 +479,42 @@ def summarize_table1(reports: List[dict]) -> dict:
         vals = {r["protocol"][key] for r in reports}
         if len(vals) != 1:
             raise ValueError(f"the reports differ in {key} {sorted(vals)}; summarise runs of one protocol")
-    # each result row carries the settings its run changed from the protocol (--set)
-    reports = [r | {"results": {m: row | {"overrides": r["protocol"].get("overrides") or {}} for m, row in r["results"].items()}}
-               for r in reports]
-    reports = merge_by_seed(reports)
+    # key each result row by model and the settings its run changed (--set)
+    keyed = []
+    for r in reports:
+        changed = r["protocol"].get("overrides") or {}
+        keyed.append(r | {"results": {variant_key(m, changed): row | {"model": m, "overrides": changed} for m, row in r["results"].items()}})
+    reports = merge_by_seed(keyed)
     if len(reports) < 2:
         raise ValueError(f"a summary needs table1 reports of at least two seeds, got {len(reports)}")
     seeds = [r["protocol"]["seed"] for r in reports]
-    models = [m for m in reports[0]["results"] if all(m in r["results"] for r in reports)]
-    if not models:
+    every = {k for r in reports for k in r["results"]}
+    keys = [k for k in dict.fromkeys(k for r in reports for k in r["results"]) if all(k in r["results"] for r in reports)]
+    if not keys:
         raise ValueError("the reports have no model in common")
     rows = {}
-    for m in models:
-        row = {}
+    for k in keys:
+        first = reports[0]["results"][k]
+        row = {"model": first["model"], "overrides": first["overrides"]}
         for col, _ in SUMMARY_COLUMNS:
-            vals = [r["results"][m][col] for r in reports]
+            vals = [r["results"][k][col] for r in reports]
             if any(v is None for v in vals):
                 continue
             a = np.asarray(vals, dtype=float)
             row[col] = {"mean": float(a.mean()), "std": float(a.std(ddof=1)), "per_seed": a.tolist()}
-        row["steps"] = [r["results"][m]["steps"] for r in reports]
-        settings = {json.dumps(r["results"][m]["overrides"], sort_keys=True) for r in reports}
-        if len(settings) != 1:
-            raise ValueError(f"{LABELS.get(m, m)} was run with different --set settings across seeds ({sorted(settings)}); summarise one variant at a time")
-        row["overrides"] = reports[0]["results"][m]["overrides"]
-        rows[m] = row
-    diffs = {}
-    if "hypervae" in models:
-        for m in models:
-            if m == "hypervae":
-                continue
+        row["steps"] = [r["results"][k]["steps"] for r in reports]
+        rows[k] = row
+    diffs: Dict[str, dict] = {}
+    for hv in (k for k in keys if rows[k]["model"] == "hypervae"):
+        for base in (k for k in keys if rows[k]["model"] != "hypervae"):
             for col in ("neg_elbo", "nll"):
-                d = np.asarray(rows["hypervae"][col]["per_seed"]) - np.asarray(rows[m][col]["per_seed"])
-                diffs.setdefault(m, {})[col] = {"mean": float(d.mean()), "max": float(d.max()), "min": float(d.min()), "per_seed": d.tolist()}
+                d = np.asarray(rows[hv][col]["per_seed"]) - np.asarray(rows[base][col]["per_seed"])
+                diffs.setdefault(hv, {}).setdefault(base, {})[col] = {
+                    "mean": float(d.mean()), "max": float(d.max()), "min": float(d.min()), "per_seed": d.tolist()}
     p = reports[0]["protocol"]
     return {"table": "table1-seeds", "dataset": reports[0]["dataset"], "seeds": seeds, "steps": p["steps"],
             "n_nll": p["n_nll"], "n_test": p["n_test"], "eval_samples": p["eval_samples"],
-            "results": rows, "hypervae_minus": diffs, "paper": reports[0].get("paper")}
+            "results": rows, "hypervae_minus": diffs, "incomplete": sorted(every - set(keys)), "paper": reports[0].get("paper")}
 
 
 def summary_markdown(summary: dict, sources: List[str]) -> str:
@@ -519,19 +526,23 @@ def summary_markdown(summary: dict, sources: List[str]) -> str:
         "initialisation, the batch order and the static binarization draw, so seeds differ in data as well.", "",
         "| model | " + " | ".join(label for _, label in SUMMARY_COLUMNS) + " |", "|---" * (len(SUMMARY_COLUMNS) + 1) + "|",
     ]
-    def label(m):
-        changed = summary["results"][m].get("overrides")
-        return LABELS.get(m, m) + (" (" + ", ".join(f"{k}={v}" for k, v in changed.items()) + ")" if changed else "")
 
-    for m, row in summary["results"].items():
+    def label(k):
+        row = summary["results"][k]
+        return variant_key(LABELS.get(row["model"], row["model"]), row["overrides"])
+
+    for k, row in summary["results"].items():
         cells = [f"{row[c]['mean']:.1f} ± {row[c]['std']:.1f}" if c in row else "-" for c, _ in SUMMARY_COLUMNS]
-        lines.append(f"| {label(m)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {label(k)} | " + " | ".join(cells) + " |")
     if summary["hypervae_minus"]:
-        lines += ["", f"{label('hypervae')} minus each baseline, seed by seed (negative: HyperVAE better):", "",
-                  "| baseline | -EL: mean (per seed) | -LL: mean (per seed) |", "|---|---|---|"]
-        for m, d in summary["hypervae_minus"].items():
-            cells = [f"{d[c]['mean']:+.2f} ({', '.join(f'{v:+.2f}' for v in d[c]['per_seed'])})" for c in ("neg_elbo", "nll")]
-            lines.append(f"| {label(m)} | " + " | ".join(cells) + " |")
+        lines += ["", "HyperVAE minus each baseline, seed by seed (negative: HyperVAE better):", "",
+                  "| HyperVAE | baseline | -EL: mean (per seed) | -LL: mean (per seed) |", "|---|---|---|---|"]
+        for hv, per_base in summary["hypervae_minus"].items():
+            for base, d in per_base.items():
+                cells = [f"{d[c]['mean']:+.2f} ({', '.join(f'{v:+.2f}' for v in d[c]['per_seed'])})" for c in ("neg_elbo", "nll")]
+                lines.append(f"| {label(hv)} | {label(base)} | " + " | ".join(cells) + " |")
+    if summary.get("incomplete"):
+        lines += ["", "Left out (not run for every seed): " + ", ".join(summary["incomplete"]) + "."]
     paper = summary.get("paper")
     if paper:
         lines += ["", f"The paper ({paper['column']}), -EL / -LL: "

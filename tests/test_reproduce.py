@@ -28,7 +28,7 @@ def test_summary_means_stds_and_paired_differences():
     assert s["results"]["hypervae"]["nll"]["std"] == pytest.approx(hv_ll.std(ddof=1))
     assert s["results"]["hypervae"]["kl_u_task"]["mean"] == pytest.approx(6.0)
     assert "kl_u_task" not in s["results"]["vae"]
-    d = s["hypervae_minus"]["vae"]["nll"]
+    d = s["hypervae_minus"]["hypervae"]["vae"]["nll"]
     assert d["per_seed"] == pytest.approx([-3.0, -0.5, -5.0])
     assert d["max"] == pytest.approx(-0.5) and d["mean"] == pytest.approx(-8.5 / 3)
     assert s["seeds"] == [0, 1, 2]
@@ -43,7 +43,7 @@ def test_summary_merges_the_runs_of_one_seed():
         reps.append(full | {"results": {"hypervae": full["results"]["hypervae"]}})
     s = summarize_table1(reps)
     assert s["seeds"] == [0, 1]
-    assert s["hypervae_minus"]["vae"]["nll"]["per_seed"] == pytest.approx([-3.0, -1.0])
+    assert s["hypervae_minus"]["hypervae"]["vae"]["nll"]["per_seed"] == pytest.approx([-3.0, -1.0])
 
 
 def test_summary_rejects_mixed_reports():
@@ -68,30 +68,33 @@ def test_summary_command(tmp_path, capsys):
     assert main(["reproduce", "summary", "--inputs", *paths, "--out", str(tmp_path / "out")]) == 0
     md = (tmp_path / "out" / "table1_fashion-mnist_seeds.md").read_text()
     assert "| HyperVAE | 240.5 ± 0.7 | 238.5 ± 0.7 |" in md
-    assert "| VAE (pooled) | -1.50 (-2.00, -1.00) | -2.50 (-3.00, -2.00) |" in md
+    assert "| HyperVAE | VAE (pooled) | -1.50 (-2.00, -1.00) | -2.50 (-3.00, -2.00) |" in md
     # a missing input is a clear error, not a traceback
     assert main(["reproduce", "summary", "--inputs", paths[0], str(tmp_path / "none.json"), "--out", str(tmp_path / "out")]) == 2
     assert "no table1 report" in capsys.readouterr().err
 
 
-def test_summary_names_a_variant_and_keeps_variants_apart():
-    """A HyperVAE run with --set settings is summarised under its settings, and
-    one model's seeds must share them."""
-    variant = {"rank": 40}
+def test_summary_puts_a_variant_beside_the_protocol():
+    """A HyperVAE run with --set settings is its own row, with its own paired
+    differences; a row missing from a seed is left out and named."""
     reps = []
-    for seed, hv in ((0, (240.0, 238.0)), (1, (241.0, 239.0))):
+    for seed, hv, var in ((0, (240.0, 238.0), (239.0, 236.0)), (1, (241.0, 239.0), (240.0, 238.5))):
         base = _report(seed, hv, (242.0, 241.0))
-        reps.append(base | {"results": {"vae": base["results"]["vae"]}})
-        reps.append(base | {"results": {"hypervae": base["results"]["hypervae"]},
-                            "protocol": base["protocol"] | {"overrides": variant}})
+        reps.append(base)
+        reps.append(base | {"results": {"hypervae": base["results"]["hypervae"] | {"neg_elbo": var[0], "nll": var[1]}},
+                            "protocol": base["protocol"] | {"overrides": {"rank": 40}}})
+    reps.append(_report(1, (1, 1), (1, 1)) | {"results": {"metavae": _report(1, (1, 1), (1, 1))["results"]["vae"]}})
     s = summarize_table1(reps)
-    assert s["results"]["hypervae"]["overrides"] == variant and s["results"]["vae"]["overrides"] == {}
+    assert list(s["results"]) == ["hypervae", "vae", "hypervae (rank=40)"]
+    assert s["results"]["hypervae (rank=40)"]["overrides"] == {"rank": 40}
+    assert s["results"]["hypervae (rank=40)"]["nll"]["mean"] == pytest.approx(237.25)
+    assert s["hypervae_minus"]["hypervae (rank=40)"]["vae"]["nll"]["per_seed"] == pytest.approx([-5.0, -2.5])
+    assert s["hypervae_minus"]["hypervae"]["vae"]["nll"]["per_seed"] == pytest.approx([-3.0, -2.0])
+    assert s["incomplete"] == ["metavae"]
     md = summary_markdown(s, ["a.json"])
-    assert "| HyperVAE (rank=40) | 240.5 ± 0.7 |" in md
-    assert "HyperVAE (rank=40) minus each baseline" in md
-    reps[3] = reps[3] | {"protocol": reps[3]["protocol"] | {"overrides": {"rank": 20}}}
-    with pytest.raises(ValueError, match="different --set settings"):
-        summarize_table1(reps)
+    assert "| HyperVAE (rank=40) | 239.5 ± 0.7 | 237.2 ± 1.8 |" in md
+    assert "| HyperVAE (rank=40) | VAE (pooled) | -2.50 (-3.00, -2.00) | -3.75 (-5.00, -2.50) |" in md
+    assert "Left out (not run for every seed): metavae." in md
 
 
 def test_reproduce_resumes_an_unfinished_run(tiny_npz, tmp_path, capsys):
