@@ -507,10 +507,17 @@ def summarize_table1(reports: List[dict]) -> dict:
     diffs: Dict[str, dict] = {}
     for hv in (k for k in keys if rows[k]["model"] == "hypervae"):
         for base in (k for k in keys if rows[k]["model"] != "hypervae"):
+            entry = diffs.setdefault(hv, {}).setdefault(base, {})
             for col in ("neg_elbo", "nll"):
                 d = np.asarray(rows[hv][col]["per_seed"]) - np.asarray(rows[base][col]["per_seed"])
-                diffs.setdefault(hv, {}).setdefault(base, {})[col] = {
-                    "mean": float(d.mean()), "max": float(d.max()), "min": float(d.min()), "per_seed": d.tolist()}
+                entry[col] = {"mean": float(d.mean()), "max": float(d.max()), "min": float(d.min()), "per_seed": d.tolist()}
+            # -LL task by task, where the reports carry per-task numbers
+            if all("per_task" in r["results"][k] for r in reports for k in (hv, base)):
+                tasks = list(reports[0]["results"][hv]["per_task"])
+                entry["nll_per_task"] = {}
+                for t in tasks:
+                    d = np.asarray([r["results"][hv]["per_task"][t]["nll"] - r["results"][base]["per_task"][t]["nll"] for r in reports])
+                    entry["nll_per_task"][t] = {"mean": float(d.mean()), "per_seed": d.tolist()}
     p = reports[0]["protocol"]
     return {"table": "table1-seeds", "dataset": reports[0]["dataset"], "seeds": seeds, "steps": p["steps"],
             "n_nll": p["n_nll"], "n_test": p["n_test"], "eval_samples": p["eval_samples"],
@@ -551,6 +558,44 @@ def summary_markdown(summary: dict, sources: List[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot_per_task_differences(summary: dict, path: Path) -> Optional[Path]:
+    """Bar chart of each HyperVAE row minus each baseline in -LL, task by task
+    (mean over seeds as bars, each seed as a dot). Returns the PNG's path, or
+    None when the reports carry no per-task numbers."""
+    pairs = [(hv, base, d["nll_per_task"]) for hv, per in summary["hypervae_minus"].items() for base, d in per.items() if "nll_per_task" in d]
+    if not pairs:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def label(k):
+        row = summary["results"][k]
+        return variant_key(LABELS.get(row["model"], row["model"]), row["overrides"])
+
+    tasks = list(pairs[0][2])
+    y = np.arange(len(tasks))
+    h = 0.8 / len(pairs)
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(tasks) + 1.5))
+    for i, (hv, base, per_task) in enumerate(pairs):
+        off = (i - (len(pairs) - 1) / 2) * h
+        means = [per_task[t]["mean"] for t in tasks]
+        bars = ax.barh(y + off, means, height=h, label=f"{label(hv)} - {label(base)}")
+        for j, t in enumerate(tasks):
+            ax.plot(per_task[t]["per_seed"], [y[j] + off] * len(per_task[t]["per_seed"]), "o", ms=2.5, color="k", alpha=0.6)
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(y, tasks)
+    ax.invert_yaxis()
+    ax.set_xlabel("-LL difference, nats per point (negative: HyperVAE better)")
+    ax.set_title(f"{summary['dataset']}: HyperVAE minus baselines by task (bars: mean of {len(summary['seeds'])} seeds; dots: each seed)", fontsize=10)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def cmd_summary(args) -> int:
     reports = []
     for path in args.inputs:
@@ -562,8 +607,13 @@ def cmd_summary(args) -> int:
         except json.JSONDecodeError as e:
             raise ValueError(f"{path} is not a JSON report ({e})") from None
     summary = summarize_table1(reports)
+    stem = args.name or f"table1_{summary['dataset']}_seeds"
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    png = plot_per_task_differences(summary, Path(args.out) / f"{stem}_per_task.png")
     md = summary_markdown(summary, [str(p) for p in args.inputs])
-    write_outputs(args, args.name or f"table1_{summary['dataset']}_seeds", summary, md)
+    if png is not None:
+        md += f"\n![HyperVAE minus each baseline, -LL by task]({png.name})\n"
+    write_outputs(args, stem, summary, md)
     return 0
 
 

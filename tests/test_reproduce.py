@@ -13,7 +13,10 @@ from pyro_hypervae.reproduce import summarize_table1, summary_markdown
 
 def _report(seed, hv, vae, steps=100, dataset="fashion-mnist"):
     def row(el, ll, klu=None):
-        return {"neg_elbo": el, "nll": ll, "kl_z": 10.0 + seed, "kl_u_task": klu, "steps": steps}
+        # two tasks whose -LL straddle the mean by +-1 and +-2 nats (HyperVAE / VAE)
+        spread = 1.0 if klu is not None else 2.0
+        per_task = {"a": {"neg_elbo": el, "nll": ll - spread}, "b": {"neg_elbo": el, "nll": ll + spread}}
+        return {"neg_elbo": el, "nll": ll, "kl_z": 10.0 + seed, "kl_u_task": klu, "steps": steps, "per_task": per_task}
 
     return {"table": "table1", "dataset": dataset,
             "protocol": {"steps": steps, "seed": seed, "n_nll": 160, "n_test": 1000, "eval_samples": 1024},
@@ -32,6 +35,10 @@ def test_summary_means_stds_and_paired_differences():
     assert d["per_seed"] == pytest.approx([-3.0, -0.5, -5.0])
     assert d["max"] == pytest.approx(-0.5) and d["mean"] == pytest.approx(-8.5 / 3)
     assert s["seeds"] == [0, 1, 2]
+    # task by task: HyperVAE's tasks sit 1 nat from its mean, VAE's 2: task a differs by the mean + 1, b by the mean - 1
+    per_task = s["hypervae_minus"]["hypervae"]["vae"]["nll_per_task"]
+    assert per_task["a"]["per_seed"] == pytest.approx([-2.0, 0.5, -4.0])
+    assert per_task["b"]["mean"] == pytest.approx(-8.5 / 3 - 1.0)
 
 
 def test_summary_merges_the_runs_of_one_seed():
@@ -69,6 +76,8 @@ def test_summary_command(tmp_path, capsys):
     md = (tmp_path / "out" / "table1_fashion-mnist_seeds.md").read_text()
     assert "| HyperVAE | 240.5 ± 0.7 | 238.5 ± 0.7 |" in md
     assert "| HyperVAE | VAE (pooled) | -1.50 (-2.00, -1.00) | -2.50 (-3.00, -2.00) |" in md
+    png = tmp_path / "out" / "table1_fashion-mnist_seeds_per_task.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "(table1_fashion-mnist_seeds_per_task.png)" in md
     # a missing input is a clear error, not a traceback
     assert main(["reproduce", "summary", "--inputs", paths[0], str(tmp_path / "none.json"), "--out", str(tmp_path / "out")]) == 2
     assert "no table1 report" in capsys.readouterr().err
