@@ -577,7 +577,7 @@ def plot_per_task_differences(summary: dict, path: Path) -> Optional[Path]:
     tasks = list(pairs[0][2])
     y = np.arange(len(tasks))
     h = 0.8 / len(pairs)
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(tasks) + 1.5))
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(tasks) + 1.5 + 0.25 * len(pairs)))
     for i, (hv, base, per_task) in enumerate(pairs):
         off = (i - (len(pairs) - 1) / 2) * h
         means = [per_task[t]["mean"] for t in tasks]
@@ -588,8 +588,8 @@ def plot_per_task_differences(summary: dict, path: Path) -> Optional[Path]:
     ax.set_yticks(y, tasks)
     ax.invert_yaxis()
     ax.set_xlabel("-LL difference, nats per point (negative: HyperVAE better)")
-    ax.set_title(f"{summary['dataset']}: HyperVAE minus baselines by task (bars: mean of {len(summary['seeds'])} seeds; dots: each seed)", fontsize=10)
-    ax.legend(fontsize=8, loc="best")
+    ax.set_title(f"{summary['dataset']}: HyperVAE minus baselines by task\n(bars: mean of {len(summary['seeds'])} seeds; dots: each seed)", fontsize=10)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=1, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
