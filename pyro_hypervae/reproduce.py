@@ -581,7 +581,7 @@ def plot_per_task_differences(summary: dict, path: Path) -> Optional[Path]:
     for i, (hv, base, per_task) in enumerate(pairs):
         off = (i - (len(pairs) - 1) / 2) * h
         means = [per_task[t]["mean"] for t in tasks]
-        bars = ax.barh(y + off, means, height=h, label=f"{label(hv)} - {label(base)}")
+        ax.barh(y + off, means, height=h, label=f"{label(hv)} - {label(base)}")
         for j, t in enumerate(tasks):
             ax.plot(per_task[t]["per_seed"], [y[j] + off] * len(per_task[t]["per_seed"]), "o", ms=2.5, color="k", alpha=0.6)
     ax.axvline(0, color="k", lw=0.8)
