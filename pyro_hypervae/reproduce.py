@@ -50,7 +50,7 @@ from .config import Config
 from .data import TaskDataset, load_dataset
 from .evaluate import evaluate, point_metrics
 from .model import HyperVAE
-from .train import build_model, fit, load_run
+from .train import build_model, fit, load_run, restore_model
 
 MODELS = ("vae", "metavae", "hypervae", "pertask")
 LABELS = {"vae": "VAE (pooled)", "metavae": "MetaVAE", "hypervae": "HyperVAE", "pertask": "per-task VAEs"}
@@ -103,8 +103,9 @@ def protocol_config(dataset: str, data: TaskDataset, kind: str, steps: int, seed
 def parse_overrides(items: Optional[List[str]]) -> dict:
     """``["rank=40", "task_encoder=set"]`` -> {"rank": 40, "task_encoder": "set"},
     each value cast to the type of the Config field it sets."""
-    known = {f.name: f for f in fields(Config)}
+    known = {f.name for f in fields(Config)}
     fixed = {"model", "steps", "seed", "dataset"}  # set by reproduce's own flags
+    defaults = Config()
     out = {}
     for item in items or []:
         key, sep, value = item.partition("=")
@@ -115,7 +116,7 @@ def parse_overrides(items: Optional[List[str]]) -> dict:
             raise ValueError(f"--set {item!r}: {key!r} is not a config key; known keys: {sorted(known)}")
         if key in fixed:
             raise ValueError(f"--set {item!r}: {key} has its own flag (--models, --steps, --seed, --dataset)")
-        default = getattr(Config(), key)
+        default = getattr(defaults, key)
         try:
             if isinstance(default, bool):
                 out[key] = {"true": True, "false": False}[value.lower()]
@@ -191,11 +192,11 @@ def train_or_reuse(config: Config, data: TaskDataset, out: Path, progress: bool,
                 + ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
                 + "); pass another --runs directory, or delete that run to retrain it"
             )
-        done = int(load_checkpoint(out / "checkpoint.pt")["step"])
+        state = load_checkpoint(out / "checkpoint.pt")
+        done = int(state["step"])
         if done == config.steps:
             log(f"reusing finished run {out}")
-            _, _, model = load_run(out)
-            return model, 0.0, config.steps, True
+            return restore_model(build_model(config, data), state, out), 0.0, config.steps, True
         if done > config.steps:
             raise FileExistsError(f"{out} holds a longer run ({done} steps, {config.steps} asked); pass another --runs directory or --steps {done}")
         log(f"resuming the unfinished run {out} from step {done}")
@@ -460,6 +461,12 @@ def variant_key(model: str, overrides: Optional[dict]) -> str:
     return model + (" (" + ", ".join(f"{k}={v}" for k, v in overrides.items()) + ")" if overrides else "")
 
 
+def row_label(summary: dict, key: str) -> str:
+    """How a summary row is named in tables and charts: "HyperVAE (rank=40)"."""
+    row = summary["results"][key]
+    return variant_key(LABELS.get(row["model"], row["model"]), row["overrides"])
+
+
 def summarize_table1(reports: List[dict]) -> dict:
     """Mean and sample std over seeds of each model's Table 1 columns, and the
     per-seed (paired) differences of each HyperVAE row minus each baseline.
@@ -488,8 +495,8 @@ def summarize_table1(reports: List[dict]) -> dict:
     if len(reports) < 2:
         raise ValueError(f"a summary needs table1 reports of at least two seeds, got {len(reports)}")
     seeds = [r["protocol"]["seed"] for r in reports]
-    every = {k for r in reports for k in r["results"]}
-    keys = [k for k in dict.fromkeys(k for r in reports for k in r["results"]) if all(k in r["results"] for r in reports)]
+    seen = dict.fromkeys(k for r in reports for k in r["results"])  # first-seen order
+    keys = [k for k in seen if all(k in r["results"] for r in reports)]
     if not keys:
         raise ValueError("the reports have no model in common")
     rows = {}
@@ -521,7 +528,7 @@ def summarize_table1(reports: List[dict]) -> dict:
     p = reports[0]["protocol"]
     return {"table": "table1-seeds", "dataset": reports[0]["dataset"], "seeds": seeds, "steps": p["steps"],
             "n_nll": p["n_nll"], "n_test": p["n_test"], "eval_samples": p["eval_samples"],
-            "results": rows, "hypervae_minus": diffs, "incomplete": sorted(every - set(keys)), "paper": reports[0].get("paper")}
+            "results": rows, "hypervae_minus": diffs, "incomplete": sorted(set(seen) - set(keys)), "paper": reports[0].get("paper")}
 
 
 def summary_markdown(summary: dict, sources: List[str]) -> str:
@@ -533,21 +540,16 @@ def summary_markdown(summary: dict, sources: List[str]) -> str:
         "initialisation, the batch order and the static binarization draw, so seeds differ in data as well.", "",
         "| model | " + " | ".join(label for _, label in SUMMARY_COLUMNS) + " |", "|---" * (len(SUMMARY_COLUMNS) + 1) + "|",
     ]
-
-    def label(k):
-        row = summary["results"][k]
-        return variant_key(LABELS.get(row["model"], row["model"]), row["overrides"])
-
     for k, row in summary["results"].items():
         cells = [f"{row[c]['mean']:.1f} ± {row[c]['std']:.1f}" if c in row else "-" for c, _ in SUMMARY_COLUMNS]
-        lines.append(f"| {label(k)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {row_label(summary, k)} | " + " | ".join(cells) + " |")
     if summary["hypervae_minus"]:
         lines += ["", "HyperVAE minus each baseline, seed by seed (negative: HyperVAE better):", "",
                   "| HyperVAE | baseline | -EL: mean (per seed) | -LL: mean (per seed) |", "|---|---|---|---|"]
         for hv, per_base in summary["hypervae_minus"].items():
             for base, d in per_base.items():
                 cells = [f"{d[c]['mean']:+.2f} ({', '.join(f'{v:+.2f}' for v in d[c]['per_seed'])})" for c in ("neg_elbo", "nll")]
-                lines.append(f"| {label(hv)} | {label(base)} | " + " | ".join(cells) + " |")
+                lines.append(f"| {row_label(summary, hv)} | {row_label(summary, base)} | " + " | ".join(cells) + " |")
     if summary.get("incomplete"):
         lines += ["", "Left out (not run for every seed): " + ", ".join(summary["incomplete"]) + "."]
     paper = summary.get("paper")
@@ -570,10 +572,6 @@ def plot_per_task_differences(summary: dict, path: Path) -> Optional[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    def label(k):
-        row = summary["results"][k]
-        return variant_key(LABELS.get(row["model"], row["model"]), row["overrides"])
-
     tasks = list(pairs[0][2])
     y = np.arange(len(tasks))
     h = 0.8 / len(pairs)
@@ -581,7 +579,7 @@ def plot_per_task_differences(summary: dict, path: Path) -> Optional[Path]:
     for i, (hv, base, per_task) in enumerate(pairs):
         off = (i - (len(pairs) - 1) / 2) * h
         means = [per_task[t]["mean"] for t in tasks]
-        ax.barh(y + off, means, height=h, label=f"{label(hv)} - {label(base)}")
+        ax.barh(y + off, means, height=h, label=f"{row_label(summary, hv)} - {row_label(summary, base)}")
         for j, t in enumerate(tasks):
             ax.plot(per_task[t]["per_seed"], [y[j] + off] * len(per_task[t]["per_seed"]), "o", ms=2.5, color="k", alpha=0.6)
     ax.axvline(0, color="k", lw=0.8)
@@ -632,7 +630,7 @@ def cmd_reproduce(args) -> int:
             raise ValueError("reproduce summary needs --inputs: the table1 JSON reports of two or more seeds")
         args.out = args.out or "docs/results"
         return cmd_summary(args)
-    args.overrides = parse_overrides(getattr(args, "set", None))
+    args.overrides = parse_overrides(args.set)
     if args.dataset is None:
         raise ValueError(f"reproduce {args.table} needs --dataset (fashion-mnist, mnist5k, alloys or an .npz)")
     # One intra-op thread by default: on a shared, oversubscribed CPU two OpenMP

@@ -66,14 +66,17 @@ def load_run(run_dir: str | Path):
         raise CheckpointError(f"{run_dir} is not a run directory (no config.json); train with --out {run_dir}")
     config = Config.from_file(cfg_path)
     data = load_dataset(config.dataset, config.binarization, config.seed, config.test_fraction)
-    model = build_model(config, data)
-    state = load_checkpoint(run_dir / CHECKPOINT)
+    model = restore_model(build_model(config, data), load_checkpoint(run_dir / CHECKPOINT), run_dir)
+    return config, data, model
+
+
+def restore_model(model: TargetHierarchy, state: dict, run_dir: str | Path) -> TargetHierarchy:
+    """``model`` with the weights of a loaded checkpoint ``state``, in eval mode."""
     try:
         model.load_state_dict(state["model"])
     except (KeyError, RuntimeError) as e:
         raise CheckpointError(f"checkpoint in {run_dir} does not fit its config: {e}") from None
-    model.eval()
-    return config, data, model
+    return model.eval()
 
 
 def fit(
