@@ -50,7 +50,7 @@ from .config import Config
 from .data import TaskDataset, load_dataset
 from .evaluate import evaluate, point_metrics
 from .model import HyperVAE
-from .train import build_model, fit, load_run, restore_model
+from .train import build_model, fit, restore_model
 
 MODELS = ("vae", "metavae", "hypervae", "pertask")
 LABELS = {"vae": "VAE (pooled)", "metavae": "MetaVAE", "hypervae": "HyperVAE", "pertask": "per-task VAEs"}
@@ -172,6 +172,18 @@ def run_dir(args, dataset: str, kind: str) -> Path:
 LENGTH_KEYS = ("steps", "checkpoint_every", "log_every")
 
 
+def settings_differences(out: Path, config: Config) -> dict:
+    """{key: (value in the run at ``out``, value in ``config``)} for every setting
+    but the run's length (``LENGTH_KEYS``) where the two differ."""
+    saved = json.loads((out / "config.json").read_text())
+    return {k: (saved.get(k), v) for k, v in config.to_dict().items() if saved.get(k) != v and k not in LENGTH_KEYS}
+
+
+def _refuse_other_settings(out: Path, diff: dict, fix: str) -> None:
+    if diff:
+        raise FileExistsError(f"{out} holds a run with other settings (" + ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items()) + f"); {fix}")
+
+
 def train_or_reuse(config: Config, data: TaskDataset, out: Path, progress: bool, deadline: Optional[float] = None, chunk: int = 100):
     """Train into ``out`` for ``config.steps`` steps, reuse its finished run, or
     resume its unfinished one (a crash or a budget stop) when the settings match.
@@ -184,14 +196,7 @@ def train_or_reuse(config: Config, data: TaskDataset, out: Path, progress: bool,
     never trained over."""
     done = 0
     if (out / "checkpoint.pt").exists() and (out / "config.json").exists():
-        saved = json.loads((out / "config.json").read_text())
-        diff = {k: (saved.get(k), v) for k, v in config.to_dict().items() if saved.get(k) != v and k not in LENGTH_KEYS}
-        if diff:
-            raise FileExistsError(
-                f"{out} holds a run with other settings ("
-                + ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
-                + "); pass another --runs directory, or delete that run to retrain it"
-            )
+        _refuse_other_settings(out, settings_differences(out, config), "pass another --runs directory, or delete that run to retrain it")
         state = load_checkpoint(out / "checkpoint.pt")
         done = int(state["step"])
         if done == config.steps:
@@ -387,11 +392,10 @@ def table3(args) -> dict:
         out = run_dir(args, args.dataset, kind)
         if (out / "checkpoint.pt").exists():
             log(f"{LABELS[kind]}: using trained run {out}")
-            config, _, model = load_run(out)
-            differ = {k: v for k, v in args.overrides.items() if getattr(config, k) != v}
-            if differ:
-                raise ValueError(f"{out} was trained with " + ", ".join(f"{k}={getattr(config, k)!r}" for k in differ)
-                                 + ", not the --set values " + ", ".join(f"{k}={v!r}" for k, v in differ.items()) + "; pass the --runs of that variant")
+            # any length will do; every other setting (seed, --set values) must be this table's
+            config = protocol_config(args.dataset, data, kind, Config.from_file(out / "config.json").steps, args.seed, args.overrides)
+            _refuse_other_settings(out, settings_differences(out, config), "pass the --runs (and --seed, --set) that trained it")
+            model = restore_model(build_model(config, data), load_checkpoint(out / "checkpoint.pt"), out)
         else:
             steps = args.steps if args.steps < 10**9 else 10000
             log(f"{LABELS[kind]}: no run at {out}; training {steps} steps")

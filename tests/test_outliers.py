@@ -119,7 +119,11 @@ def test_reproduce_quick(tiny_npz, tmp_path, capsys):
     # table3 scores a variant from its own runs only
     assert main(["reproduce", "table3", "--dataset", str(tiny_npz / "tiny.npz"), "--outliers", str(tiny_npz / "other.npz"),
                  "--models", "hypervae", "--set", "rank=4"] + args) == 2
-    assert "trained with rank=20, not the --set values rank=4" in capsys.readouterr().err
+    assert "other settings (rank: 20 there, 4 now)" in capsys.readouterr().err
+    # ... and a run of the same seed only: another seed draws another split and binarization
+    assert main(["reproduce", "table3", "--dataset", str(tiny_npz / "tiny.npz"), "--outliers", str(tiny_npz / "other.npz"),
+                 "--models", "vae", "--seed", "1"] + args) == 2
+    assert "other settings (seed: 0 there, 1 now)" in capsys.readouterr().err
     for bad, msg in ((["rank"], "KEY=VALUE"), (["rank=x"], "must be of type int"), (["rnk=4"], "not a config key"), (["seed=1"], "its own flag")):
         assert main(["reproduce", "table1", "--dataset", str(tiny_npz / "tiny.npz"), "--set", *bad] + var) == 2
         assert msg in capsys.readouterr().err
