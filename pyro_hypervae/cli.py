@@ -1,4 +1,4 @@
-"""Command line: ``pyro-hypervae train | evaluate | sample | demo``."""
+"""Command line: ``pyro-hypervae train | evaluate | sample | demo`` (and the EXTRA_COMMANDS modules' own)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from .train import NonFiniteLossError, build_model, fit, load_run
 
 # Commands that live beside the feature they expose: each module has
 # ``register(subparsers)``, which adds its parser(s) with ``set_defaults(func=...)``.
-EXTRA_COMMANDS: list[str] = ["pyro_hypervae.inspect", "pyro_hypervae.outliers", "pyro_hypervae.reproduce"]
+EXTRA_COMMANDS: list[str] = ["pyro_hypervae.curves", "pyro_hypervae.inspect", "pyro_hypervae.outliers", "pyro_hypervae.reproduce"]
 
 # config keys settable from the command line: flag -> (type, help)
 OVERRIDES = {
