@@ -30,22 +30,24 @@ from .target import Params
 
 @torch.no_grad()
 def point_metrics(model: TargetHierarchy, x: Tensor, theta: Params, num_samples: int = 1024, chunk: int = 128) -> Dict[str, Tensor]:
-    """Per-point neg_elbo, nll, kl_z for points x (n,) + x_shape under one target
-    VAE's parameters theta {name: (1, *shape)}; K = ``num_samples`` importance
-    samples drawn ``chunk`` at a time."""
+    """Per-point neg_elbo, nll, kl_z, each (n,), for points x (n,) + x_shape under
+    one target VAE's parameters theta {name: (1, *shape)}, or under one VAE per
+    point, theta {name: (n, *shape)}; K = ``num_samples`` importance samples drawn
+    ``chunk`` at a time."""
     target = model.target
-    x = x.unsqueeze(0)  # (1, n) + x_shape
-    loc, scale = target.encode(x, theta)  # (1, n, Z)
+    per_point = next(iter(theta.values())).shape[0] > 1 or len(x) == 1
+    x = x.unsqueeze(1) if per_point else x.unsqueeze(0)  # (n, 1) or (1, n) + x_shape: (models, points)
+    loc, scale = target.encode(x, theta)  # (n, 1, Z) or (1, n, Z)
     q = dist.Normal(loc, scale).to_event(1)
     p_z = dist.Normal(torch.zeros_like(loc), torch.ones_like(scale)).to_event(1)
-    kl_z = kl_divergence(q, p_z)[0]
+    kl_z = kl_divergence(q, p_z).reshape(-1)
     log_w, log_px = [], []
     for start in range(0, num_samples, chunk):
         k = min(chunk, num_samples - start)
-        z = q.sample((k,))  # (k, 1, n, Z)
-        lp = target.x_dist(target.decode(z, theta)).log_prob(x)  # (k, 1, n)
-        log_px.append(lp[:, 0])
-        log_w.append((lp + p_z.log_prob(z) - q.log_prob(z))[:, 0])
+        z = q.sample((k,))  # (k,) + loc.shape
+        lp = target.x_dist(target.decode(z, theta)).log_prob(x)  # (k, n, 1) or (k, 1, n)
+        log_px.append(lp.reshape(k, -1))
+        log_w.append((lp + p_z.log_prob(z) - q.log_prob(z)).reshape(k, -1))
     log_w = torch.cat(log_w)
     nll = -(torch.logsumexp(log_w, 0) - math.log(num_samples))
     neg_elbo = -torch.cat(log_px).mean(0) + kl_z

@@ -53,3 +53,27 @@ def test_evaluate_report(digits):
     assert "training points" in r["task_summary"]
     vae = evaluate(PooledVAE(MLPVAE((1, 8, 8), z_dim=3, hidden=(16,))), digits, num_samples=8)
     assert "kl_u" not in vae["mean"]
+
+
+def test_point_metrics_one_vae_per_point(digits):
+    """theta with one VAE per point: each point's numbers are those of its own VAE
+    alone, and n copies of one theta give the shared-theta numbers draw for draw."""
+    hvae = HyperVAE(MLPVAE((1, 8, 8), z_dim=3, hidden=(16,)), u_dim=3, perturbation=1.0)
+    x = digits.points(0, "test")[:5]
+    theta = hvae.task_theta(x.unsqueeze(1))  # {name: (5, *shape)}: theta_i from q(u | x_i)
+    torch.manual_seed(0)
+    own = point_metrics(hvae, x, theta, num_samples=64, chunk=16)
+    assert all(v.shape == (5,) for v in own.values())
+    for i in (0, 3):
+        torch.manual_seed(1)
+        alone = point_metrics(hvae, x[i : i + 1], {n: v[i : i + 1] for n, v in theta.items()}, num_samples=2000)
+        torch.testing.assert_close(own["nll"][i], alone["nll"][0], atol=0.3, rtol=0)  # two IS estimates
+        torch.testing.assert_close(own["kl_z"][i], alone["kl_z"][0])
+    shared = {n: v[:1] for n, v in theta.items()}
+    torch.manual_seed(0)
+    one = point_metrics(hvae, x, shared, num_samples=64, chunk=16)
+    torch.manual_seed(0)
+    copies = point_metrics(hvae, x, {n: v.expand(5, *v.shape[1:]) for n, v in shared.items()}, num_samples=64, chunk=16)
+    for k in one:
+        torch.testing.assert_close(copies[k], one[k])
+    assert not torch.allclose(own["kl_z"], one["kl_z"])  # the per-point VAEs differ
