@@ -119,7 +119,7 @@ def cmd_curves(args) -> int:
     histories = load_histories(args.runs, args.labels)
     path = plot_histories(histories, args.out, args.smooth)
     for label, h in histories.items():
-        last = h[-1] if h else {"step": 0, "running_loss": float("nan"), "kl_u": float("nan")}
+        last = h[-1]  # plot_histories refused empty histories
         print(f"{label}: {last['step']} steps, running loss {last['running_loss']:.2f}, KL(u) {last['kl_u']:.2f}")
     print(f"wrote {path}")
     return 0

@@ -172,10 +172,9 @@ def run_dir(args, dataset: str, kind: str) -> Path:
 LENGTH_KEYS = ("steps", "checkpoint_every", "log_every")
 
 
-def settings_differences(out: Path, config: Config) -> dict:
-    """{key: (value in the run at ``out``, value in ``config``)} for every setting
-    but the run's length (``LENGTH_KEYS``) where the two differ."""
-    saved = json.loads((out / "config.json").read_text())
+def settings_differences(saved: dict, config: Config) -> dict:
+    """{key: (value in a run's saved config.json ``saved``, value in ``config``)}
+    for every setting but the run's length (``LENGTH_KEYS``) where the two differ."""
     return {k: (saved.get(k), v) for k, v in config.to_dict().items() if saved.get(k) != v and k not in LENGTH_KEYS}
 
 
@@ -196,7 +195,8 @@ def train_or_reuse(config: Config, data: TaskDataset, out: Path, progress: bool,
     never trained over."""
     done = 0
     if (out / "checkpoint.pt").exists() and (out / "config.json").exists():
-        _refuse_other_settings(out, settings_differences(out, config), "pass another --runs directory, or delete that run to retrain it")
+        saved = json.loads((out / "config.json").read_text())
+        _refuse_other_settings(out, settings_differences(saved, config), "pass another --runs directory, or delete that run to retrain it")
         state = load_checkpoint(out / "checkpoint.pt")
         done = int(state["step"])
         if done == config.steps:
@@ -393,8 +393,9 @@ def table3(args) -> dict:
         if (out / "checkpoint.pt").exists():
             log(f"{LABELS[kind]}: using trained run {out}")
             # any length will do; every other setting (seed, --set values) must be this table's
-            config = protocol_config(args.dataset, data, kind, Config.from_file(out / "config.json").steps, args.seed, args.overrides)
-            _refuse_other_settings(out, settings_differences(out, config), "pass the --runs (and --seed, --set) that trained it")
+            saved = json.loads((out / "config.json").read_text())
+            config = protocol_config(args.dataset, data, kind, saved["steps"], args.seed, args.overrides)
+            _refuse_other_settings(out, settings_differences(saved, config), "pass the --runs (and --seed, --set) that trained it")
             model = restore_model(build_model(config, data), load_checkpoint(out / "checkpoint.pt"), out)
         else:
             steps = args.steps if args.steps < 10**9 else 10000
