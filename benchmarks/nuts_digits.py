@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 
 from pyro_hypervae.config import Config
-from pyro_hypervae.data import load_dataset
-from pyro_hypervae.guides import AutoNormalUGuide, amortization_gap, compare_to_nuts, fit_u_guide, nuts_u
-from pyro_hypervae.train import build_model, fit, load_run
+from pyro_hypervae.evaluation import amortization_gap, compare_to_nuts
+from pyro_hypervae.inference import AutoNormalUGuide, fit, fit_u_guide, nuts_u
+from pyro_hypervae.models import build_model, load_data, load_run
 
 
 def main(argv=None) -> int:
@@ -46,14 +46,14 @@ def main(argv=None) -> int:
     run = Path(args.run)
     if (run / "checkpoint.pt").exists():
         config, data, hvae = load_run(run)
-        print(f"loaded {run} ({config.steps} steps)")
+        print(f"loaded {run} ({config.train.steps} steps)")
     else:
         config = Config(steps=args.steps, seed=args.seed)
-        data = load_dataset(config.dataset, config.binarization, config.seed, config.test_fraction)
+        data = load_data(config)
         hvae = build_model(config, data)
         t0 = time.perf_counter()
         fit(hvae, data, config, out_dir=run, progress=False)
-        print(f"trained {run} ({config.steps} steps) in {time.perf_counter() - t0:.0f} s")
+        print(f"trained {run} ({config.train.steps} steps) in {time.perf_counter() - t0:.0f} s")
 
     res = nuts_u(hvae, data, args.task, num_samples=args.samples, warmup_steps=args.warmup,
                  num_chains=args.chains, num_eps=args.num_eps, init_spread=args.init_spread, seed=args.seed)

@@ -17,8 +17,8 @@ import torch
 
 from pyro_hypervae.config import Config
 from pyro_hypervae.data import TaskDataset, TaskSampler, load_digits
-from pyro_hypervae.elbo import MDLELBO
-from pyro_hypervae.train import build_model
+from pyro_hypervae.inference import MDLELBO
+from pyro_hypervae.models import build_model
 
 
 def synthetic_28x28(n_tasks=10, per_task=200, seed=0) -> TaskDataset:
@@ -41,8 +41,7 @@ SETTINGS = {
 def step_fn(model, lr=3e-4):
     elbo = MDLELBO()
     optim = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
-    if hasattr(model, "record_theta"):
-        model.record_theta = False  # as in fit()
+    model.record_theta = False  # as in fit()
 
     def step(x):
         loss = elbo.differentiable_loss(model.model, model.guide, x)

@@ -19,7 +19,7 @@ RUN = Path(__file__).resolve().parents[1] / "runs" / "docs-figures"  # the train
 
 def graphs() -> None:
     from pyro_hypervae import Config, build_model, load_digits
-    from pyro_hypervae.inspect import example_batch, render_model
+    from pyro_hypervae.analysis import example_batch, render_model
 
     data = load_digits()
     x = example_batch(data, 2, 3)
@@ -36,10 +36,8 @@ def arviz_figures(steps: int, seed: int = 0) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pyro_hypervae import Config, build_model, fit, guides, load_digits
-    from pyro_hypervae.inspect import active_u_dims, from_nuts, plot_u_forest, plot_u_pair, to_inference_data
-
-    from pyro_hypervae import load_run
+    from pyro_hypervae import Config, build_model, fit, load_digits, load_run, nuts_u
+    from pyro_hypervae.analysis import active_u_dims, from_nuts, plot_u_forest, plot_u_pair, to_inference_data
 
     run = RUN / f"steps{steps}"
     if (run / "checkpoint.pt").exists():  # re-drawing the figures skips training
@@ -55,7 +53,7 @@ def arviz_figures(steps: int, seed: int = 0) -> None:
     plt.gcf().savefig(IMG / "u_forest.png", dpi=90, bbox_inches="tight")
     plt.close("all")
     task = 3
-    result = guides.nuts_u(hvae, data, task, num_samples=150, warmup_steps=150, num_chains=2, n_points=40, seed=seed)
+    result = nuts_u(hvae, data, task, num_samples=150, warmup_steps=150, num_chains=2, n_points=40, seed=seed)
     print(f"NUTS: {result.wall_s:.0f} s, max r_hat {result.r_hat.max():.3f}, divergences {result.divergences}")
     nuts = from_nuts(hvae, data, result, is_samples=2, max_points_per_task=1, predictive=False)
     amortized = to_inference_data(hvae, data, num_samples=150, num_chains=2, tasks=[task], is_samples=2, max_points_per_task=1, predictive=False, seed=seed)

@@ -74,7 +74,7 @@ The images are statically binarized once (seeded), as in the paper.
 """),
     code("""
 from pyro_hypervae import Config, TaskSampler, build_model, evaluate, fit, load_digits
-from pyro_hypervae.evaluate import format_table
+from pyro_hypervae.evaluation import format_table
 
 data = load_digits()
 print(data.summary())
@@ -124,7 +124,7 @@ print(trace.format_shapes())
 task, theta is a deterministic function of it (dashed), z and x once per point.
 """),
     code("""
-from pyro_hypervae.inspect import example_batch, render_model
+from pyro_hypervae.analysis import example_batch, render_model
 
 render_model(hvae, example_batch(data, 2, 3))
 """),
@@ -141,7 +141,7 @@ model. `MDLELBO` is Pyro's `Trace_ELBO` on it, scaled to nats per point;
 """),
     code("""
 from pyro_hypervae import MDLELBO
-from pyro_hypervae.elbo import NATS_PER_BIT
+from pyro_hypervae.inference import NATS_PER_BIT
 
 elbo = MDLELBO()
 x, _ = TaskSampler(data, tasks_per_batch=10, points_per_task=64).sample()
@@ -207,7 +207,7 @@ Each task's theta, decoded from its posterior mean, is a complete VAE: sample
 z ~ N(0, I) and decode.
 """),
     code("""
-from pyro_hypervae.sampling import sample_task
+from pyro_hypervae.analysis import sample_task
 
 fig, axes = plt.subplots(4, 10, figsize=(8, 3.4))
 for t in range(10):
@@ -248,8 +248,8 @@ SEED = 0
 import arviz as az
 
 from pyro_hypervae import Config, build_model, fit, load_digits
-from pyro_hypervae import guides, priors
-from pyro_hypervae.inspect import compare_priors, lppd, to_inference_data
+from pyro_hypervae import evaluation, inference
+from pyro_hypervae.analysis import compare_priors, lppd, to_inference_data
 
 data = load_digits()
 config = Config(steps=STEPS, seed=SEED)
@@ -279,9 +279,9 @@ def mean_kl_u(model):
 print(f"N(0, I): KL on u = {mean_kl_u(hvae):.3f} nats per task")
 for name in ("mixture", "vamp"):
     m = copy.deepcopy(hvae)
-    m.prior = priors.make_prior(name, m, data, seed=SEED)
+    m.prior = inference.make_prior(name, m, data, seed=SEED)
     before = mean_kl_u(m)
-    priors.refit_prior(m, data, steps=REFIT_STEPS, seed=SEED)
+    inference.refit_prior(m, data, steps=REFIT_STEPS, seed=SEED)
     print(f"{name:8s}: KL on u = {before:.3f} after the swap, {mean_kl_u(m):.3f} after refitting the prior alone")
 """),
     md("""
@@ -319,20 +319,20 @@ plate) and `posterior(x)` (loc, scale). Besides the amortized encoder:
   u-term is -log p(u), no longer a code length.
 """),
     code("""
-normal_guide = guides.AutoNormalUGuide.from_amortized(hvae, data)
-guides.fit_u_guide(hvae, data, normal_guide, steps=REFIT_STEPS)
-delta_guide = guides.AutoDeltaUGuide.from_amortized(hvae, data)
-guides.fit_u_guide(hvae, data, delta_guide, steps=REFIT_STEPS)
+normal_guide = inference.AutoNormalUGuide.from_amortized(hvae, data)
+inference.fit_u_guide(hvae, data, normal_guide, steps=REFIT_STEPS)
+delta_guide = inference.AutoDeltaUGuide.from_amortized(hvae, data)
+inference.fit_u_guide(hvae, data, delta_guide, steps=REFIT_STEPS)
 
 xs = [data.points(t) for t in range(data.num_tasks)]
-a_loc, a_scale = guides.amortized_posterior(hvae, data)
+a_loc, a_scale = inference.amortized_posterior(hvae, data)
 rows = {"amortized": (a_loc, a_scale)}
 with pyro.settings.context(module_local_params=True):
     rows["per-task normal"] = tuple(p.detach() for p in normal_guide.loc_scale())
     rows["per-task delta (MAP)"] = tuple(p.detach() for p in delta_guide.loc_scale())
 print("guide                 train ELBO/point   KL on u/task   mean |loc - amortized loc|")
 for name, (loc, scale) in rows.items():
-    r = guides.task_elbo(hvae, xs, loc, scale, num_samples=16, seed=SEED)
+    r = evaluation.task_elbo(hvae, xs, loc, scale, num_samples=16, seed=SEED)
     print(f"{name:22s} {r['elbo'].mean():14.3f} {r['kl_u'].mean():14.3f} {(loc - a_loc).abs().mean():14.3f}")
 """),
     md("""
@@ -340,7 +340,7 @@ Each guide gives its own posterior draws of u, and so its own held-out fit; the
 InferenceData of each can go in one `az.compare` table.
 """),
     code("""
-from pyro_hypervae.inspect import compare_models
+from pyro_hypervae.analysis import compare_models
 
 swapped = {}
 for name, guide in (("amortized", None), ("per-task normal", normal_guide), ("per-task delta", delta_guide)):
@@ -360,7 +360,7 @@ INSPECT = [
     md("""
 # Inspecting posteriors with ArviZ
 
-`pyro_hypervae.inspect.to_inference_data` turns a trained HyperVAE into an
+`pyro_hypervae.analysis.to_inference_data` turns a trained HyperVAE into an
 `az.InferenceData`: draws of u per task, norms of the generated parameters, the
 log-likelihood of every held-out point under every draw, posterior-predictive
 samples, the observed data. With it: forest plots of u across tasks, NUTS over u
@@ -387,8 +387,8 @@ SEED = 0
 import arviz as az
 
 from pyro_hypervae import Config, build_model, fit, load_digits
-from pyro_hypervae import guides
-from pyro_hypervae.inspect import (active_u_dims, compare_models, from_nuts, lppd,
+from pyro_hypervae import evaluation, inference
+from pyro_hypervae.analysis import (active_u_dims, compare_models, from_nuts, lppd,
                                    plot_u_forest, plot_u_pair, to_inference_data)
 
 data = load_digits()
@@ -437,12 +437,12 @@ plt.show()
     md("""
 ## NUTS over u for one task
 
-`guides.nuts_u` runs NUTS over u for one task with the hyper-decoder (and
+`inference.nuts_u` runs NUTS over u for one task with the hyper-decoder (and
 everything else) frozen, on the density the MDL ELBO targets at the u level.
 If the amortized q(u | D_t) is good, its draws cover the same region.
 """),
     code("""
-result = guides.nuts_u(hvae, data, TASK, num_samples=NUTS_SAMPLES, warmup_steps=NUTS_WARMUP,
+result = inference.nuts_u(hvae, data, TASK, num_samples=NUTS_SAMPLES, warmup_steps=NUTS_WARMUP,
                        num_chains=2, n_points=NUTS_POINTS, max_tree_depth=NUTS_TREE_DEPTH, seed=SEED)
 print(f"NUTS: {result.wall_s:.1f} s, divergences {result.divergences}, max r_hat {result.r_hat.max():.3f}, min ESS {result.ess.min():.0f}")
 nuts_idata = from_nuts(hvae, data, result, is_samples=IS_SAMPLES, max_points_per_task=POINTS_PER_TASK, seed=SEED)
@@ -458,7 +458,7 @@ amortized posterior on all of them, so NUTS is somewhat wider. `compare_to_nuts`
 checks, per dim, whether the amortized mean lies in the NUTS 94% HDI.
 """),
     code("""
-check = guides.compare_to_nuts(hvae, data, TASK, result=result)
+check = evaluation.compare_to_nuts(hvae, data, TASK, result=result)
 print("fraction of dims with the amortized mean inside the NUTS 94% HDI:", check["fraction_inside"])
 """),
     md("""
@@ -498,7 +498,7 @@ everything else frozen, shows how much ELBO that costs per task (nats per
 training point; gap >= 0 up to Monte Carlo error).
 """),
     code("""
-gap = guides.amortization_gap(hvae, data, steps=GAP_STEPS, seed=SEED)
+gap = evaluation.amortization_gap(hvae, data, steps=GAP_STEPS, seed=SEED)
 print(gap.table())
 """),
 ]

@@ -1,4 +1,11 @@
-"""Atomic checkpoint writes and safe loads (``torch.load(weights_only=True)``)."""
+"""Run directories: their files, atomic checkpoint writes, safe loads
+(``torch.load(weights_only=True)``).
+
+A run directory holds ``config.json`` (the run's ``Config``), ``checkpoint.pt``
+(model, optimiser, RNG and sampler state, history; written by
+``inference.train.fit``) and ``history.json`` (the logged records, written when
+a run finishes).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,11 @@ import tempfile
 from pathlib import Path
 
 import torch
+
+
+CONFIG_FILE = "config.json"
+CHECKPOINT_FILE = "checkpoint.pt"
+HISTORY_FILE = "history.json"
 
 
 class CheckpointError(RuntimeError):

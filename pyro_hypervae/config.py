@@ -1,89 +1,292 @@
-"""Run configuration: one flat dataclass, readable from JSON or TOML."""
+"""The settings of a run, nested by concern, and the one override parser.
+
+::
+
+    Config
+      model, seed        the registered model to train; the seed of everything random
+      data   DataConfig  dataset, binarization, test_fraction
+      net    NetConfig   the target network: family, hidden, dense, likelihood, z_dim
+      hyper  HyperConfig the hyper level: u_dim, rank, trunk_width, perturbation,
+                         task_encoder, prior, u_guide
+      train  TrainConfig beta, num_particles, lr, steps, tasks_per_batch,
+                         points_per_task, checkpoint_every, log_every
+      eval   EvalConfig  samples (importance samples for the NLL)
+
+Every setting has a dotted path (``train.steps``, ``hyper.rank``,
+``net.family``) and a short name, unique across sections: the name it had in
+the flat config files of earlier versions (``steps``, ``rank``, ``target``).
+Both are accepted everywhere: ``Config(steps=300)``, JSON or TOML files (nested
+sections, or the old flat keys), ``--set hyper.rank=40`` or ``--set rank=40``
+(``parse_overrides``, shared by the command line and the experiments), and
+reports name settings by their short names. Names that pick a part
+(``model``, ``net.family``, ``hyper.prior`` ...) are checked against the
+registries by ``validate``.
+"""
 
 from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+
+from .registry import DATASETS, LIKELIHOODS, MODELS, PRIORS, TARGETS, TASK_ENCODERS, U_GUIDES
+
+
+def _setting(default, help: str, short: Optional[str] = None, **kwargs):
+    """A dataclass field with its command-line help and (if it differs from the
+    field name) its short name."""
+    meta = {"help": help} | ({"short": short} if short else {})
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta, **kwargs)
+    return field(default=default, metadata=meta, **kwargs)
 
 
 @dataclass
-class Config:
-    # data
-    dataset: str = "digits"  # "digits" or a path to an .npz
-    binarization: Optional[str] = None  # bernoulli | threshold | none (default: bernoulli for digits, none for .npz)
-    test_fraction: float = 0.2
-    # model
-    model: str = "hypervae"  # hypervae | vae (the pooled baseline) | metavae | pertask (baselines.py)
-    target: str = "mlp"  # mlp | conv
-    hidden: List[int] = field(default_factory=lambda: [128])  # mlp target widths
-    dense: int = 100  # conv target dense width
-    likelihood: str = "auto"  # bernoulli | gaussian | auto (bernoulli for binary data)
-    z_dim: int = 10
-    u_dim: int = 10
-    rank: int = 20
-    trunk_width: int = 100
-    perturbation: float = 0.25  # initial scale of the task-dependent part of theta (hyperdecoder.py)
-    task_encoder: str = "random_point"  # random_point | set
-    prior: str = "normal"  # normal | mixture | vamp (prior over u; see priors.py)
-    # objective and optimisation
-    beta: float = 1.0
-    num_particles: int = 1
-    lr: float = 3e-4
-    steps: int = 3000
-    tasks_per_batch: int = 10
-    points_per_task: int = 64
-    seed: int = 0
-    checkpoint_every: int = 500
-    log_every: int = 50
-    # evaluation
-    eval_samples: int = 1024
+class DataConfig:
+    dataset: str = _setting("digits", "a registered dataset (digits, fashion-mnist, mnist5k, alloys) or a path to an .npz with arrays x, task[, split]")
+    binarization: Optional[str] = _setting(None, "bernoulli, threshold or none (default: bernoulli for image sets, none for .npz files)")
+    test_fraction: float = _setting(0.2, "fraction of each task held out for test (when the data bring no split)")
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "Config":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
+
+@dataclass
+class NetConfig:
+    family: str = _setting("mlp", "target network family (mlp or conv)", short="target")
+    hidden: List[int] = _setting([128], "mlp target: hidden widths, comma-separated")
+    dense: int = _setting(100, "conv target: width of the dense layer")
+    likelihood: str = _setting("auto", "bernoulli, gaussian or auto (bernoulli for binary data)")
+    z_dim: int = _setting(10, "target latent size")
+
+
+@dataclass
+class HyperConfig:
+    u_dim: int = _setting(10, "hyper-latent size")
+    rank: int = _setting(20, "side r of the matrix hyper-decoder's shared r x r matrix")
+    trunk_width: int = _setting(100, "width of the hyper-decoder's dense layer before the r x r matrix")
+    perturbation: float = _setting(0.25, "initial scale of the task-dependent part of theta (hyper/matrix.py)")
+    task_encoder: str = _setting("random_point", "task summary of the amortized q(u|D): random_point (the paper) or set")
+    prior: str = _setting("normal", "prior over u: normal (the paper), mixture or vamp")
+    u_guide: str = _setting("amortized", "guide over u: amortized (the paper), auto_normal or auto_delta (one per task)")
+
+
+@dataclass
+class TrainConfig:
+    beta: float = _setting(1.0, "weight of the u-KL in the MDL objective (1 = the paper)")
+    num_particles: int = _setting(1, "ELBO particles (vectorised)")
+    lr: float = _setting(3e-4, "Adam learning rate")
+    steps: int = _setting(3000, "number of SVI steps")
+    tasks_per_batch: int = _setting(10, "tasks per SVI step")
+    points_per_task: int = _setting(64, "points per task per SVI step")
+    checkpoint_every: int = _setting(500, "steps between checkpoints")
+    log_every: int = _setting(50, "steps between logged records")
+
+
+@dataclass
+class EvalConfig:
+    samples: int = _setting(1024, "importance samples for the NLL", short="eval_samples")
+
+
+SECTIONS = {"data": DataConfig, "net": NetConfig, "hyper": HyperConfig, "train": TrainConfig, "eval": EvalConfig}
+TOP_LEVEL = {"model": ("hypervae", "model to train: a registered model (hypervae, vae, metavae, pertask)"),
+             "seed": (0, "random seed (model init, batches, binarization, split)")}
+
+
+def _build_paths() -> Dict[str, Tuple[Optional[str], str]]:
+    """short name -> (section or None for top level, field name)."""
+    paths: Dict[str, Tuple[Optional[str], str]] = {k: (None, k) for k in TOP_LEVEL}
+    for section, cls in SECTIONS.items():
+        for f in fields(cls):
+            short = f.metadata.get("short", f.name)
+            assert short not in paths, f"short name {short!r} is used twice"
+            paths[short] = (section, f.name)
+    return paths
+
+
+PATHS = _build_paths()
+DOTTED = {f"{s}.{n}" if s else n: short for short, (s, n) in PATHS.items()}  # dotted path -> short name
+
+
+def short_name(key: str) -> str:
+    """The short name of a setting given by short name or dotted path."""
+    key = key.strip().replace("-", "_")
+    if key in PATHS:
+        return key
+    if key in DOTTED:
+        return DOTTED[key]
+    raise ValueError(f"{key!r} is not a config key; known keys: {sorted(PATHS)} (or dotted: {sorted(d for d in DOTTED if '.' in d)})")
+
+
+def setting_help(short: str) -> str:
+    section, name = PATHS[short]
+    if section is None:
+        return TOP_LEVEL[short][1]
+    return next(f.metadata["help"] for f in fields(SECTIONS[section]) if f.name == name)
+
+
+def setting_default(short: str):
+    section, name = PATHS[short]
+    if section is None:
+        return TOP_LEVEL[short][0]
+    return getattr(SECTIONS[section](), name)
+
+
+def parse_value(short: str, value: str):
+    """A command-line string cast to the type of the setting ``short`` (by its default)."""
+    default = setting_default(short)
+    try:
+        if isinstance(default, bool):
+            return {"true": True, "false": False}[value.lower()]
+        if isinstance(default, (int, float)):
+            return type(default)(value)
+        if isinstance(default, list):
+            return [int(v) for v in value.split(",")]
+        return value
+    except (ValueError, KeyError):
+        raise ValueError(f"{short} must be of type {type(default).__name__} (default {default!r}), got {value!r}") from None
+
+
+def parse_overrides(items: Optional[Iterable[str]], fixed: Mapping[str, str] = {}) -> Dict[str, Any]:
+    """``["hyper.rank=40", "task_encoder=set"]`` -> ``{"rank": 40, "task_encoder": "set"}``:
+    keys by short name, values cast to each setting's type. ``fixed`` maps
+    short names to the flag that sets them instead (refused here)."""
+    out: Dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not value:
+            raise ValueError(f"--set takes KEY=VALUE pairs, got {item!r} (e.g. --set rank=40 hyper.perturbation=1.0)")
+        try:
+            short = short_name(key)
+        except ValueError as e:
+            raise ValueError(f"--set {item!r}: {e}") from None
+        if short in fixed:
+            raise ValueError(f"--set {item!r}: {short} has its own flag ({fixed[short]})")
+        try:
+            out[short] = parse_value(short, value)
+        except ValueError as e:
+            raise ValueError(f"--set {item!r}: {e}") from None
+    return out
+
+
+@dataclass(init=False)
+class Config:
+    """Every setting of a run; see the module docstring for the sections.
+
+    ``Config(steps=300, rank=8)`` sets settings by short name; sections can be
+    passed whole (``Config(train=TrainConfig(...))``).
+    """
+
+    model: str
+    seed: int
+    data: DataConfig
+    net: NetConfig
+    hyper: HyperConfig
+    train: TrainConfig
+    eval: EvalConfig
+
+    def __init__(self, model: str = "hypervae", seed: int = 0, data: Optional[DataConfig] = None, net: Optional[NetConfig] = None,
+                 hyper: Optional[HyperConfig] = None, train: Optional[TrainConfig] = None, eval: Optional[EvalConfig] = None, **settings):
+        self.model, self.seed = model, seed
+        given = {"data": data, "net": net, "hyper": hyper, "train": train, "eval": eval}
+        for section, cls in SECTIONS.items():
+            setattr(self, section, replace(given[section]) if given[section] is not None else cls())
+        unknown = sorted(set(settings) - set(PATHS))
         if unknown:
-            raise ValueError(f"unknown config key(s) {unknown}; known keys: {sorted(known)}")
-        return cls(**d)
+            raise ValueError(f"unknown config key(s) {unknown}; known keys: {sorted(PATHS)}")
+        for short, value in settings.items():
+            self._set(short, value)
+
+    def _set(self, short: str, value) -> None:
+        section, name = PATHS[short]
+        setattr(self if section is None else getattr(self, section), name, value)
+
+    def get(self, key: str):
+        """A setting by short name or dotted path."""
+        section, name = PATHS[short_name(key)]
+        return getattr(self if section is None else getattr(self, section), name)
+
+    # -- dicts and files ---------------------------------------------------
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Config":
+        """Nested sections (``{"train": {"steps": 5}}``), short names (the flat
+        files of earlier versions: ``{"steps": 5}``) or dotted paths, mixed."""
+        pairs = _short_pairs(d)
+        flat = {k: v for k, v in pairs if k in PATHS}
+        unknown = [k for k, _ in pairs if k not in PATHS]
+        if unknown:
+            raise ValueError(f"unknown config key(s) {sorted(unknown)}; known keys: {sorted(PATHS)}")
+        return cls(**flat)
 
     @staticmethod
     def read_file(path: str | Path) -> dict:
-        """The keys a JSON or TOML file sets (checked against the known keys)."""
+        """The settings a JSON or TOML file sets, by short name (checked against the known keys)."""
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"config file not found: {path}")
         text = path.read_text()
-        d = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-        Config.from_dict(d)  # raises on unknown keys
-        return d
+        try:
+            d = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path} is not a valid {'TOML' if path.suffix == '.toml' else 'JSON'} file ({e})") from None
+        return Config.from_dict(d).flat(only=[k for k, _ in _short_pairs(d)])
 
     @classmethod
     def from_file(cls, path: str | Path) -> "Config":
-        return cls.from_dict(cls.read_file(path))
+        return cls(**cls.read_file(path))
 
     def to_dict(self) -> dict:
+        """Nested: ``{"model": ..., "seed": ..., "data": {...}, "net": {...}, ...}``."""
         return asdict(self)
 
+    def flat(self, only: Optional[Iterable[str]] = None) -> Dict[str, Any]:
+        """{short name: value} of every setting (or of those in ``only``)."""
+        keys = PATHS if only is None else only
+        return {k: self.get(k) for k in keys}
+
+    def replace(self, **settings) -> "Config":
+        """A copy with settings changed, by short name."""
+        return Config(**(self.flat() | settings))
+
+    def override(self, settings: Mapping[str, Any]) -> "Config":
+        """A copy with settings changed, by short name or dotted path."""
+        return self.replace(**{short_name(k): v for k, v in settings.items()})
+
+    # -- checks ------------------------------------------------------------
     def validate(self) -> "Config":
-        checks = {
-            "model": self.model in ("hypervae", "vae", "metavae", "pertask"),
-            "target": self.target in ("mlp", "conv"),
-            "likelihood": self.likelihood in ("auto", "bernoulli", "gaussian"),
-            "task_encoder": self.task_encoder in ("random_point", "set"),
-            "prior": self.prior in ("normal", "mixture", "vamp"),
-            "steps": self.steps >= 0,
-            "lr": self.lr > 0,
-            "perturbation": self.perturbation >= 0,
-            "beta": self.beta >= 0,
-            "num_particles": self.num_particles >= 1,
-            "tasks_per_batch": self.tasks_per_batch >= 1,
-            "points_per_task": self.points_per_task >= 1,
-            "eval_samples": self.eval_samples >= 1,
+        """Raise ``ValueError`` naming every setting out of range or not registered."""
+        d, n, h, t = self.data, self.net, self.hyper, self.train
+        named = {"model": (self.model, MODELS), "target": (n.family, TARGETS), "task_encoder": (h.task_encoder, TASK_ENCODERS),
+                 "prior": (h.prior, PRIORS), "u_guide": (h.u_guide, U_GUIDES)}
+        checks = {k: value in reg for k, (value, reg) in named.items()}
+        checks |= {
+            "likelihood": n.likelihood == "auto" or n.likelihood in LIKELIHOODS,
+            "binarization": d.binarization in (None, "bernoulli", "threshold", "none"),
+            "test_fraction": 0 <= d.test_fraction < 1,
+            "steps": t.steps >= 0,
+            "lr": t.lr > 0,
+            "perturbation": h.perturbation >= 0,
+            "beta": t.beta >= 0,
+            "num_particles": t.num_particles >= 1,
+            "tasks_per_batch": t.tasks_per_batch >= 1,
+            "points_per_task": t.points_per_task >= 1,
+            "checkpoint_every": t.checkpoint_every >= 1,
+            "log_every": t.log_every >= 1,
+            "eval_samples": self.eval.samples >= 1,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
-            raise ValueError(f"invalid config value(s): " + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad))
+            hints = {k: f" (one of {reg.names()})" for k, (_, reg) in named.items()}
+            raise ValueError("invalid config value(s): " + ", ".join(f"{k}={self.get(k)!r}{hints.get(k, '')}" for k in bad))
         return self
+
+
+def _short_pairs(d: Mapping[str, Any]) -> List[Tuple[str, Any]]:
+    """(short name, value) of each setting in a nested, flat or dotted dict;
+    an unknown key is kept as it is (``from_dict`` names it)."""
+    pairs = []
+    for key, value in d.items():
+        if key in SECTIONS and isinstance(value, Mapping):
+            pairs += [(DOTTED.get(f"{key}.{name}", f"{key}.{name}"), v) for name, v in value.items()]
+        else:
+            pairs.append((DOTTED.get(key, key), value))
+    return pairs

@@ -4,14 +4,13 @@ import pyro
 import pytest
 import torch
 
-from pyro_hypervae.baselines import MetaVAE, PerTaskVAE, param_summary, param_table
+from pyro_hypervae.experiments.report import param_table
 from pyro_hypervae.config import Config
 from pyro_hypervae.data import TaskDataset, TaskSampler
-from pyro_hypervae.elbo import MDLELBO
-from pyro_hypervae.evaluate import evaluate
-from pyro_hypervae.model import HyperVAE, PooledVAE
-from pyro_hypervae.target import ConvVAE, MLPVAE
-from pyro_hypervae.train import build_model, fit
+from pyro_hypervae.evaluation import evaluate
+from pyro_hypervae.inference import MDLELBO, fit
+from pyro_hypervae.models import HyperVAE, MetaVAE, PerTaskVAE, PooledVAE, build_model
+from pyro_hypervae.nets import ConvVAE, MLPVAE
 
 
 def tiny_data(T=3, n=24, d=12, seed=0):
@@ -104,11 +103,11 @@ def test_param_counts():
     target = ConvVAE((1, 28, 28), z_dim=10)
     enc, dec = target.num_params(target.encoder_names), target.num_params(target.decoder_names)
     meta, per, pooled = MetaVAE(target, 10), PerTaskVAE(target, 10), PooledVAE(target)
-    assert param_summary(meta) == {"encoder": enc, "decoder": 10 * dec, "total": enc + 10 * dec, "target_vae": enc + dec}
-    assert param_summary(per)["total"] == 10 * (enc + dec)
-    assert param_summary(pooled)["total"] == enc + dec
+    assert meta.param_summary() == {"encoder": enc, "decoder": 10 * dec, "total": enc + 10 * dec, "target_vae": enc + dec}
+    assert per.param_summary()["total"] == 10 * (enc + dec)
+    assert pooled.param_summary()["total"] == enc + dec
     assert meta.param_counts()["decoders"] == 10 * dec
     hv = HyperVAE(MLPVAE((12,), z_dim=3, hidden=(16,)), u_dim=3, rank=4, trunk_width=8)
-    assert param_summary(hv)["total"] == sum(p.numel() for p in hv.parameters())
+    assert hv.param_summary()["total"] == sum(p.numel() for p in hv.parameters())
     table = param_table({"VAE": pooled, "MetaVAE": meta})
     assert "| MetaVAE |" in table and "445 + 445 x tasks" in table

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from pyro_hypervae.cli import main
+from pyro_hypervae.config import Config
 
 FAST = ["--steps", "30", "--z-dim", "3", "--u-dim", "3", "--eval-samples", "16", "--no-progress"]
 
@@ -41,7 +42,7 @@ def test_config_file_and_bad_input(tmp_path, capsys):
     cfg = tmp_path / "c.toml"
     cfg.write_text('steps = 5\nz_dim = 2\nu_dim = 2\ntarget = "conv"\ndense = 8\n')
     assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "r"), "--no-progress"]) == 0
-    assert json.loads((tmp_path / "r" / "config.json").read_text())["target"] == "conv"
+    assert Config.from_file(tmp_path / "r" / "config.json").net.family == "conv"
     cfg.write_text("stepz = 5\n")
     assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "r2")]) == 2
     assert "unknown config key" in capsys.readouterr().err

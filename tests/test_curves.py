@@ -7,15 +7,15 @@ import pytest
 
 from pyro_hypervae.cli import main
 from pyro_hypervae.config import Config
-from pyro_hypervae.curves import load_histories, moving_average, read_history
-from pyro_hypervae.data import load_dataset
-from pyro_hypervae.train import build_model, fit
+from pyro_hypervae.analysis.curves import load_histories, moving_average, read_history
+from pyro_hypervae.inference import fit
+from pyro_hypervae.models import build_model, load_data
 
 
 def _run(tiny_npz, out, model="hypervae", steps=6):
     config = Config(dataset=str(tiny_npz / "tiny.npz"), model=model, target="mlp", hidden=[8], z_dim=2, u_dim=2, steps=steps,
                     tasks_per_batch=2, points_per_task=4, log_every=2, checkpoint_every=2)
-    data = load_dataset(config.dataset, config.binarization, config.seed, config.test_fraction)
+    data = load_data(config)
     return fit(build_model(config, data), data, config, out_dir=out, progress=False)
 
 

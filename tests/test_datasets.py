@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pyro_hypervae.data import DataError, load_dataset
-from pyro_hypervae.datasets import (
+from pyro_hypervae.data.real import (
     clr,
     inverse_clr,
     load_alloys,

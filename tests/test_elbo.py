@@ -10,9 +10,9 @@ import torch.nn.functional as F
 from pyro.infer.inspect import get_model_relations
 from torch.distributions import kl_divergence
 
-from pyro_hypervae.elbo import MDLELBO
-from pyro_hypervae.model import HyperVAE, PooledVAE
-from pyro_hypervae.target import ConvVAE, MLPVAE
+from pyro_hypervae.inference import MDLELBO
+from pyro_hypervae.models import HyperVAE, PooledVAE
+from pyro_hypervae.nets import ConvVAE, MLPVAE
 
 LOG_2PI = math.log(2 * math.pi)
 

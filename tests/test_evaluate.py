@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from pyro_hypervae.evaluate import evaluate, point_metrics
-from pyro_hypervae.model import HyperVAE, PooledVAE
-from pyro_hypervae.target import MLPVAE
+from pyro_hypervae.evaluation import evaluate, point_metrics
+from pyro_hypervae.models import HyperVAE, PooledVAE
+from pyro_hypervae.nets import MLPVAE
 
 
 def test_is_nll_matches_exact_linear_gaussian():

@@ -9,18 +9,18 @@ import torch
 
 from pyro_hypervae import Config, build_model, fit
 from pyro_hypervae.cli import main
-from pyro_hypervae.inspect import (
+from pyro_hypervae.analysis import (
     active_u_dims,
     compare_models,
     example_batch,
     from_nuts,
     lppd,
-    marginal_log_likelihood,
     plot_u_forest,
     plot_u_pair,
     render_model,
     to_inference_data,
 )
+from pyro_hypervae.nets import estimate
 
 SMALL = dict(num_samples=20, num_chains=2, is_samples=8, max_points_per_task=4)
 
@@ -89,13 +89,16 @@ def test_u_draws_follow_the_u_guide(trained, digits):
     assert np.allclose(u.std(0), scale[0].numpy(), rtol=0.2)
 
 
-def test_marginal_log_likelihood_matches_point_metrics(trained, digits):
-    from pyro_hypervae.evaluate import point_metrics
+def test_common_noise_log_likelihood_matches_point_metrics(trained, digits):
+    """The estimator with the same draws for every theta (what to_inference_data uses)
+    agrees with evaluate's importance-sampled NLL."""
+    from pyro_hypervae.evaluation import point_metrics
 
     model = trained[0]
     x = digits.points(1, "test")[:6]
     theta = model.task_theta(digits.points(1, "train").unsqueeze(0))
-    ours = marginal_log_likelihood(model.target, theta, x, is_samples=512, generator=torch.Generator().manual_seed(0))[0]
+    g = torch.Generator().manual_seed(0)
+    ours = estimate(model.target, x.unsqueeze(0), theta, 512, log_likelihood=True, chunk=16, generator=g, common_noise=True).log_lik[0]
     ref = -point_metrics(model, x, theta, num_samples=512)["nll"]
     assert torch.allclose(ours, ref, atol=0.3)
 
@@ -187,12 +190,11 @@ def test_render_model(trained, digits, tmp_path):
 def test_per_task_guides_and_prior_comparison(trained, digits):
     import copy
 
-    from pyro_hypervae import guides
-
-    from pyro_hypervae.inspect import compare_priors
+    from pyro_hypervae.analysis import compare_priors
+    from pyro_hypervae.inference import AutoDeltaUGuide
 
     model = copy.deepcopy(trained[0])
-    model.u_guide = guides.AutoDeltaUGuide.from_amortized(model, digits)
+    model.u_guide = AutoDeltaUGuide.from_amortized(model, digits)
     delta = to_inference_data(model, digits, num_samples=3, num_chains=1, is_samples=2, max_points_per_task=2)
     u = delta.posterior["u"].values
     assert np.allclose(u[0, 0], u[0, 2]) and (delta.sample_stats["log_q"].values == 0).all()

@@ -7,13 +7,11 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from pyro_hypervae.baselines import MetaVAE, PerTaskVAE
 from pyro_hypervae.cli import main
-from pyro_hypervae.data import DataError
-from pyro_hypervae.evaluate import point_metrics
-from pyro_hypervae.model import HyperVAE, PooledVAE
-from pyro_hypervae.outliers import batched_neg_elbo, detection_metrics, outlier_scores, train_threshold
-from pyro_hypervae.target import MLPVAE
+from pyro_hypervae.config import Config
+from pyro_hypervae.evaluation import detection_metrics, outlier_scores, point_metrics, train_threshold
+from pyro_hypervae.models import HyperVAE, MetaVAE, PerTaskVAE, PooledVAE
+from pyro_hypervae.nets import MLPVAE, estimate
 
 
 def test_detection_metrics_known_case():
@@ -65,8 +63,8 @@ def test_metavae_kl_and_mean_over_decoders():
     m = MetaVAE(target, 3)
     x = torch.rand(4, 6).round()
     enc = {n: p.detach() for n, p in m.encoder.items()}
-    r = batched_neg_elbo(target, x, enc, m.all_decoders(), num_samples=2)
-    assert r["neg_elbo"].shape == (3, 4)
+    r = estimate(target, x.unsqueeze(0), enc | m.all_decoders(), num_samples=2)
+    assert r.neg_elbo.shape == (3, 4)
     s = outlier_scores(m, x, num_samples=2)
     loc, scale = target.encode(x[None], enc)
     kl = (0.5 * (loc**2 + scale**2 - 1) - scale.log()).sum(-1)[0]
@@ -114,7 +112,7 @@ def test_reproduce_quick(tiny_npz, tmp_path, capsys):
                  "--set", "rank=4", "perturbation=1.0", "--name", "rank4"] + var) == 0
     rank4 = json.loads((tmp_path / "res" / "rank4.json").read_text())
     assert rank4["protocol"]["overrides"] == {"rank": 4, "perturbation": 1.0}
-    assert json.loads((tmp_path / "runs_rank4" / "tiny" / "hypervae" / "config.json").read_text())["rank"] == 4
+    assert Config.from_file(tmp_path / "runs_rank4" / "tiny" / "hypervae" / "config.json").hyper.rank == 4
     assert "**Changed from the protocol:** rank=4, perturbation=1.0." in (tmp_path / "res" / "rank4.md").read_text()
     # table3 scores a variant from its own runs only
     assert main(["reproduce", "table3", "--dataset", str(tiny_npz / "tiny.npz"), "--outliers", str(tiny_npz / "other.npz"),

@@ -11,23 +11,25 @@ from pyro import distributions as dist
 
 from pyro_hypervae.config import Config
 from pyro_hypervae.data import TaskDataset
-from pyro_hypervae.elbo import MDLELBO
-from pyro_hypervae.guides import (
+from pyro_hypervae.data import task_batch
+from pyro_hypervae.evaluation import amortization_gap, compare_to_nuts
+from pyro_hypervae.inference import (
+    MDLELBO,
     AutoDeltaUGuide,
     AutoNormalUGuide,
+    MixturePrior,
+    StandardNormalPrior,
     TaskLogDensity,
-    amortization_gap,
-    compare_to_nuts,
+    VampPrior,
     fit_u_guide,
+    make_prior,
     nuts_u,
     part_parameters,
     refit,
-    task_batch,
+    refit_prior,
 )
-from pyro_hypervae.model import HyperVAE
-from pyro_hypervae.priors import MixturePrior, StandardNormalPrior, VampPrior, make_prior, refit_prior
-from pyro_hypervae.target import MLPVAE
-from pyro_hypervae.train import build_model
+from pyro_hypervae.models import HyperVAE, build_model
+from pyro_hypervae.nets import MLPVAE
 
 U_DIM = 3
 
@@ -243,21 +245,18 @@ def test_nuts_tiny(tiny_data):
 
 def test_cli_prior_flag_round_trip(tmp_path):
     from pyro_hypervae.cli import main
-    from pyro_hypervae.train import load_run
+    from pyro_hypervae.models import load_run
 
     out = tmp_path / "run"
     assert main(["train", "--out", str(out), "--prior", "vamp", "--steps", "2", "--no-progress"]) == 0
     config, _, model = load_run(out)  # the shared encoder's weights load into guide and prior alike
-    assert config.prior == "vamp" and isinstance(model.prior, VampPrior)
+    assert config.hyper.prior == "vamp" and isinstance(model.prior, VampPrior)
     assert model.prior.encoder is model.u_guide.encoder
 
 
 def test_evaluate_and_guide_with_per_task_u_guide_by_task_index(digits):
     """Per-task guides look tasks up by the task_idx every caller passes."""
-    from pyro_hypervae.evaluate import evaluate
-    from pyro_hypervae.guides import AutoNormalUGuide
-    from pyro_hypervae.model import HyperVAE
-    from pyro_hypervae.target import MLPVAE
+    from pyro_hypervae.evaluation import evaluate
 
     hvae = HyperVAE(MLPVAE((1, 8, 8), z_dim=3, hidden=(16,)), u_dim=3)
     guide = AutoNormalUGuide.from_amortized(hvae, digits)

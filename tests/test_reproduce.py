@@ -8,7 +8,7 @@ import torch
 
 from pyro_hypervae.checkpoint import load_checkpoint
 from pyro_hypervae.cli import main
-from pyro_hypervae.reproduce import summarize_table1, summary_markdown
+from pyro_hypervae.experiments import summarize_table1, summary_markdown
 
 
 def _report(seed, hv, vae, steps=100, dataset="fashion-mnist"):

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from pyro_hypervae.hyperdecoder import MatrixHyperDecoder, matrix_shape
-from pyro_hypervae.target import ConvVAE, MLPVAE
+from pyro_hypervae.hyper import MatrixHyperDecoder, matrix_shape
+from pyro_hypervae.nets import ConvVAE, MLPVAE
 
 
 def _params(target, lead):

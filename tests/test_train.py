@@ -6,11 +6,11 @@ import json
 import pytest
 import torch
 
-from pyro_hypervae import train as train_mod
+from pyro_hypervae import checkpoint as checkpoint_mod
 from pyro_hypervae.checkpoint import CheckpointError, load_checkpoint, save_atomic
 from pyro_hypervae.config import Config
-from pyro_hypervae.elbo import MDLELBO
-from pyro_hypervae.train import NonFiniteLossError, build_model, fit, load_run
+from pyro_hypervae.inference import MDLELBO, NonFiniteLossError, fit
+from pyro_hypervae.models import build_model, load_run
 
 SMALL = dict(hidden=[32], z_dim=4, u_dim=4, tasks_per_batch=4, points_per_task=16, log_every=5, lr=3e-3)
 
@@ -115,7 +115,7 @@ def test_atomic_save_keeps_old_file_when_writing_fails(tmp_path, monkeypatch):
         f.write(b"partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(train_mod.torch, "save", broken)
+    monkeypatch.setattr(checkpoint_mod.torch, "save", broken)
     with pytest.raises(OSError):
         save_atomic({"a": torch.zeros(2)}, path)
     monkeypatch.undo()

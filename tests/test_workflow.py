@@ -10,9 +10,8 @@ import pyro.poutine as poutine
 import torch
 
 from pyro_hypervae import Config, build_model, fit
-from pyro_hypervae.guides import AutoNormalUGuide, fit_u_guide
-from pyro_hypervae.inspect import compare_priors, to_inference_data
-from pyro_hypervae.priors import MixturePrior, refit_prior
+from pyro_hypervae.analysis import compare_priors, to_inference_data
+from pyro_hypervae.inference import AutoNormalUGuide, MixturePrior, fit_u_guide, refit_prior
 
 SMALL = dict(num_samples=10, num_chains=2, is_samples=8, max_points_per_task=4)
 

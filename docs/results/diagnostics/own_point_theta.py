@@ -17,8 +17,8 @@ import time
 
 import torch
 
-from pyro_hypervae.evaluate import point_metrics
-from pyro_hypervae.train import load_run
+from pyro_hypervae.evaluation import point_metrics
+from pyro_hypervae.models import load_run
 
 
 def main(run: str, per: int = 30, chunk: int = 25) -> None:

@@ -1,0 +1,5 @@
+"""Stage 9, the command line (``pyro-hypervae``): ``main``."""
+
+from .main import main
+
+__all__ = ["main"]

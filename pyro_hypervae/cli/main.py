@@ -1,0 +1,32 @@
+"""The command line: every command in one parser, each from the module of its
+stage (``run``: train, evaluate, sample, demo; ``analysis``: inspect, curves;
+``score``; ``reproduce``). Errors in the input end with one line and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..checkpoint import CheckpointError
+from ..data.tasks import DataError
+from ..inference.svi import NonFiniteLossError
+from . import analysis, reproduce, run, score
+
+COMMANDS = (run, analysis, score, reproduce)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="pyro-hypervae", description="HyperVAE: a distribution over per-task VAEs, in Pyro.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for module in COMMANDS:
+        module.register(sub)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (DataError, CheckpointError, NonFiniteLossError, ValueError, FileNotFoundError, FileExistsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""``pyro-hypervae train | evaluate | sample | demo``: runs of a model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..analysis.samples import sample_task, save_grid
+from ..checkpoint import CHECKPOINT_FILE, CONFIG_FILE
+from ..config import Config
+from ..evaluation.metrics import evaluate, format_table
+from ..inference.train import fit
+from ..models.build import build_model, load_data, load_run
+from .settings import add_setting_flags, config_from_args
+
+
+def train_run(config: Config, out: Path, resume: bool, progress: bool):
+    """Load the config's data, build its model, fit it into ``out``: (data, model)."""
+    data = load_data(config)
+    print(data.summary())
+    model = build_model(config, data)
+    print("parameter counts:", model.param_counts())
+    fit(model, data, config, out_dir=out, resume=resume, progress=progress)
+    return data, model
+
+
+def cmd_train(args) -> int:
+    out = Path(args.out)
+    if (out / CHECKPOINT_FILE).exists() and not args.resume:
+        raise SystemExit(f"{out} already holds a checkpoint; pass --resume to continue it or choose another --out")
+    saved = out / CONFIG_FILE
+    # resuming continues the saved run: its config, with any flags given now on top
+    config = config_from_args(args, base=saved if args.resume and saved.exists() else None)
+    train_run(config, out, args.resume, not args.no_progress)
+    print(f"saved run to {out}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    config, data, model = load_run(args.run)
+    samples = args.eval_samples or config.eval.samples
+    result = evaluate(model, data, split=args.split, num_samples=samples)
+    path = Path(args.run) / "metrics.json"
+    path.write_text(json.dumps(result, indent=2))
+    print(format_table([result]))
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    _, data, model = load_run(args.run)
+    names = data.task_names
+    task = names.index(args.task) if args.task in names else int(args.task)
+    samples = sample_task(model, data, task, args.n)
+    out = Path(args.out) if args.out else Path(args.run) / f"samples_task{names[task]}.png"
+    save_grid(samples, out, title=f"{model.name}: task {names[task]}")
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    """Train HyperVAE and the pooled VAE on the same data and budget, compare on test."""
+    base = config_from_args(args)
+    out = Path(args.out)
+    results = []
+    for kind in ("hypervae", "vae"):
+        config = base.replace(model=kind)
+        run = out / kind
+        if (run / CHECKPOINT_FILE).exists():
+            if not args.overwrite:
+                raise SystemExit(f"{run} already holds a checkpoint; pass --overwrite, remove {out} or choose another --out")
+            (run / CHECKPOINT_FILE).unlink()
+        data, model = train_run(config, run, False, not args.no_progress)
+        result = evaluate(model, data, num_samples=config.eval.samples)
+        (run / "metrics.json").write_text(json.dumps(result, indent=2))
+        results.append(result)
+    table = format_table(results)
+    (out / "table.md").write_text(table + "\n")
+    print(f"\nTest set of {base.data.dataset}, nats per point, mean over tasks, IS-NLL with {base.eval.samples} samples:")
+    print(table)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model and save a run directory")
+    p.add_argument("--out", required=True, help="run directory (config.json, checkpoint.pt, history.json)")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_setting_flags(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="test-set metrics of a run; writes RUN/metrics.json")
+    p.add_argument("--run", required=True, help="run directory")
+    p.add_argument("--split", default="test", choices=["train", "test"], help="which points to evaluate")
+    p.add_argument("--eval-samples", type=int, default=None, help="importance samples for the NLL (default from config)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("sample", help="PNG grid of samples from one task's generated VAE")
+    p.add_argument("--run", required=True, help="run directory")
+    p.add_argument("--task", required=True, help="task name (or index)")
+    p.add_argument("--n", type=int, default=64, help="number of samples")
+    p.add_argument("--out", default=None, help="PNG path (default RUN/samples_taskT.png)")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("demo", help="HyperVAE vs the pooled VAE, same data and budget, table on test")
+    p.add_argument("--out", default="runs/demo", help="directory for both runs")
+    p.add_argument("--overwrite", action="store_true", help="replace the runs already in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_setting_flags(p)
+    p.set_defaults(func=cmd_demo)

@@ -1,0 +1,43 @@
+"""Config settings on the command line: one flag per setting, ``--config FILE``
+and ``--set KEY=VALUE``, all read through ``config.py`` (its short names,
+dotted paths and ``parse_overrides``).
+
+Precedence, lowest first: the defaults, a saved run's ``config.json`` (when
+resuming), ``--config FILE``, ``--set``, the flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Optional
+
+from ..config import PATHS, Config, parse_overrides, parse_value, setting_help
+
+
+def _typed(short: str):
+    def parse(value: str):
+        return parse_value(short, value)
+
+    parse.__name__ = type(Config().get(short)).__name__  # what argparse names in its error message
+    return parse
+
+
+def add_setting_flags(p: argparse.ArgumentParser) -> None:
+    """``--config``, ``--set`` and a flag per setting (``--steps``, ``--rank`` ...)."""
+    p.add_argument("--config", help="JSON or TOML config file (nested sections or flat keys); flags override it")
+    p.add_argument("--set", nargs="+", default=None, metavar="KEY=VALUE",
+                   help="settings by short name or dotted path, e.g. --set hyper.rank=40 train.lr=1e-3")
+    group = p.add_argument_group("settings (default from the config)")
+    for short in PATHS:
+        group.add_argument("--" + short.replace("_", "-"), dest=short, type=_typed(short), default=None, help=setting_help(short))
+
+
+def config_from_args(args: argparse.Namespace, base: Optional[Path] = None) -> Config:
+    """The config the command line describes, on top of ``base`` (a saved run's config.json)."""
+    config = Config.from_file(base) if base is not None else Config()
+    if getattr(args, "config", None):
+        config = config.replace(**Config.read_file(args.config))
+    config = config.replace(**parse_overrides(getattr(args, "set", None)))
+    flags = {k: getattr(args, k) for k in PATHS if getattr(args, k, None) is not None}
+    return config.replace(**flags).validate()

@@ -1,0 +1,111 @@
+"""Tasks as data: every point with its task label and split (``TaskDataset``),
+and the preparation every source shares (static binarization, per-task split).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+class DataError(ValueError):
+    """Input data that cannot be used, with what is wrong and how to fix it."""
+
+
+class TaskIndexError(IndexError, DataError):
+    """A task index outside [0, number of tasks)."""
+
+
+@dataclass
+class TaskDataset:
+    """Points ``x`` (n,) + x_shape, task index ``task`` (n,) in [0, T), ``is_train`` (n,)."""
+
+    x: Tensor
+    task: Tensor
+    is_train: Tensor
+    task_names: List[str]
+    name: str
+    info: Dict = field(default_factory=dict)
+
+    @classmethod
+    def from_numpy(cls, x: np.ndarray, task: np.ndarray, is_train: np.ndarray, task_names, name: str, info: Dict) -> "TaskDataset":
+        """Numpy arrays (n, *x_shape), (n,) task index, (n,) train mask -> ``TaskDataset``."""
+        return cls(
+            x=torch.from_numpy(x),
+            task=torch.from_numpy(task.astype(np.int64)),
+            is_train=torch.from_numpy(is_train),
+            task_names=[str(n) for n in task_names],
+            name=name,
+            info=info,
+        )
+
+    @property
+    def x_shape(self) -> tuple:
+        return tuple(self.x.shape[1:])
+
+    @property
+    def num_tasks(self) -> int:
+        return len(self.task_names)
+
+    @property
+    def is_binary(self) -> bool:
+        return bool(torch.all((self.x == 0) | (self.x == 1)))
+
+    def task_index(self, task) -> int:
+        """``task`` checked to be an index in [0, num_tasks); raises ``TaskIndexError``."""
+        if isinstance(task, bool) or not isinstance(task, (int, np.integer)) or not 0 <= task < self.num_tasks:
+            raise TaskIndexError(f"task must be an index in [0, {self.num_tasks}), got {task!r}; tasks are {self.task_names}")
+        return int(task)
+
+    def points(self, t: int, split: str = "train") -> Tensor:
+        """All points of task t in a split ("train", "test" or "all"): (n_t,) + x_shape."""
+        mask = self.task == t
+        if split == "train":
+            mask = mask & self.is_train
+        elif split == "test":
+            mask = mask & ~self.is_train
+        elif split != "all":
+            raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
+        return self.x[mask]
+
+    def counts(self, split: str = "train") -> List[int]:
+        return [len(self.points(t, split)) for t in range(self.num_tasks)]
+
+    def summary(self) -> str:
+        return (
+            f"{self.name}: {self.num_tasks} tasks, x_shape={self.x_shape}, "
+            f"train points per task={self.counts('train')}, test={self.counts('test')}"
+        )
+
+
+# --------------------------------------------------------------------------
+# Preparing points
+# --------------------------------------------------------------------------
+def binarize(x: np.ndarray, method: str, seed: int) -> np.ndarray:
+    """Static binarization of intensities in [0, 1]: Bernoulli draws ("bernoulli",
+    seeded) or a 0.5 threshold ("threshold"); "none" keeps x."""
+    if method == "bernoulli":
+        return (np.random.default_rng(seed).random(x.shape) < x).astype(np.float32)
+    if method == "threshold":
+        return (x > 0.5).astype(np.float32)
+    if method == "none":
+        return x.astype(np.float32)
+    raise ValueError(f"binarize must be 'bernoulli', 'threshold' or 'none', got {method!r}")
+
+
+def per_task_split(task: np.ndarray, test_fraction: float, seed: int) -> np.ndarray:
+    """A boolean train mask holding out ``test_fraction`` of each task (at least one
+    point stays in train)."""
+    if not 0 <= test_fraction < 1:
+        raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
+    rng = np.random.default_rng(seed)
+    is_train = np.ones(len(task), dtype=bool)
+    for t in np.unique(task):
+        idx = np.flatnonzero(task == t)
+        n_test = min(int(round(test_fraction * len(idx))), len(idx) - 1)
+        is_train[rng.permutation(idx)[:n_test]] = False
+    return is_train

@@ -1,0 +1,152 @@
+"""Checks of amortized inference: the hierarchical ELBO of each task under a
+given q(u), the amortization gap (amortized guide against a per-task guide
+fitted on the same points), and the amortized posterior against NUTS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence
+
+import numpy as np
+import pyro
+import torch
+from pyro import distributions as dist
+from torch import Tensor, nn
+
+from ..data.tasks import TaskDataset
+from ..inference.nuts import NUTSResult, nuts_u, task_posterior
+from ..inference.refit import fit_u_guide
+from ..inference.u_guides import AutoNormalUGuide, PerTaskUGuide, amortized_posterior
+from ..nets.estimator import estimate
+
+
+@torch.no_grad()
+def task_elbo(hvae: nn.Module, xs: Sequence[Tensor], loc: Tensor, scale: Tensor, num_samples: int = 32, seed: int = 0) -> dict:
+    """The hierarchical ELBO of each task under q(u_t) = N(loc_t, scale_t^2).
+
+    For task t with points xs[t] (n_t,) + x_shape:
+    ELBO_t = E_q(u)[ sum_i ELBO_target(x_i; theta(u)) ] - E_q(u)[log q(u) - log p(u)],
+    with ``num_samples`` draws of u (one z per point and draw, KL on z in closed
+    form). A zero scale means a point mass: its log q is taken as 0 (as Pyro's
+    Delta). Draws are seeded, so two guides are compared on common random numbers.
+
+    Returns, each (T,): ``elbo`` and ``data`` (minus the data term) in nats per
+    point, ``kl_u`` in nats per task.
+    """
+    g = torch.Generator().manual_seed(seed)
+    elbo, data_term, kl_u = [], [], []
+    for t, x in enumerate(xs):
+        u = loc[t] + scale[t] * torch.randn(num_samples, hvae.u_dim, generator=g)  # (K, u_dim)
+        theta = hvae.theta_of_u(u)  # {name: (K, *shape)}
+        neg_data = estimate(hvae.target, x.unsqueeze(0), theta, generator=g).neg_elbo.sum(-1)  # (K,): one z per point and draw
+        pos = scale[t] > 0
+        log_q = dist.Normal(loc[t][pos], scale[t][pos]).log_prob(u[:, pos]).sum(-1) if pos.any() else torch.zeros(num_samples)
+        k = log_q - hvae.log_prior_u(u)
+        n = len(x)
+        elbo.append(-(neg_data + k).mean() / n)
+        data_term.append(neg_data.mean() / n)
+        kl_u.append(k.mean())
+    return {"elbo": torch.stack(elbo), "data": torch.stack(data_term), "kl_u": torch.stack(kl_u)}
+
+
+@dataclass
+class GapReport:
+    """ELBO per task in nats per point under the amortized and the per-task guide.
+    gap = per_task - amortized (>= 0 up to Monte Carlo error when the per-task
+    guide is fitted well). Tensors are (T,); kl_u in nats per task."""
+
+    task_names: List[str]
+    amortized: Tensor
+    per_task: Tensor
+    kl_u_amortized: Tensor
+    kl_u_per_task: Tensor
+    guide: nn.Module = field(repr=False)
+
+    @property
+    def gap(self) -> Tensor:
+        return self.per_task - self.amortized
+
+    def as_dict(self) -> dict:
+        rows = {
+            name: {"amortized": a, "per_task": p, "gap": p - a, "kl_u_amortized": ka, "kl_u_per_task": kp}
+            for name, a, p, ka, kp in zip(self.task_names, self.amortized.tolist(), self.per_task.tolist(), self.kl_u_amortized.tolist(), self.kl_u_per_task.tolist())
+        }
+        mean = {"amortized": self.amortized.mean().item(), "per_task": self.per_task.mean().item(), "gap": self.gap.mean().item()}
+        return {"tasks": rows, "mean": mean}
+
+    def table(self) -> str:
+        """Markdown: one row per task and the mean."""
+        lines = ["| task | ELBO amortized | ELBO per-task | gap |", "|---|---|---|---|"]
+        for name, a, p in zip(self.task_names, self.amortized.tolist(), self.per_task.tolist()):
+            lines.append(f"| {name} | {a:.3f} | {p:.3f} | {p - a:.3f} |")
+        lines.append(f"| mean | {self.amortized.mean():.3f} | {self.per_task.mean():.3f} | {self.gap.mean():.3f} |")
+        return "\n".join(lines)
+
+
+def amortization_gap(
+    hvae: nn.Module,
+    data: TaskDataset,
+    per_task_guide: Optional[PerTaskUGuide] = None,
+    split: str = "train",
+    steps: int = 300,
+    lr: float = 0.05,
+    num_samples: int = 32,
+    seed: int = 0,
+) -> GapReport:
+    """Per task, the ELBO (nats per point, over the task's ``split`` points) under
+    hvae's amortized guide (installed as hvae.u_guide) vs under a per-task guide.
+
+    Without ``per_task_guide``, an ``AutoNormalUGuide`` is started at the
+    amortized posterior and fitted with ``fit_u_guide`` (``steps``, ``lr``) on the
+    same points. hvae is not changed.
+    """
+    a_loc, a_scale = amortized_posterior(hvae, data, split)
+    if per_task_guide is None:
+        per_task_guide = AutoNormalUGuide(data.num_tasks, hvae.u_dim, a_loc, a_scale)
+        fit_u_guide(hvae, data, per_task_guide, steps=steps, lr=lr, split=split, seed=seed)
+    elif getattr(per_task_guide, "num_tasks", None) != data.num_tasks:
+        raise ValueError(f"per_task_guide must be a PerTaskUGuide over the dataset's {data.num_tasks} tasks")
+    with torch.no_grad(), pyro.settings.context(module_local_params=True):
+        p_loc, p_scale = per_task_guide.loc_scale()
+    xs = [data.points(t, split) for t in range(data.num_tasks)]
+    a = task_elbo(hvae, xs, a_loc, a_scale, num_samples, seed)
+    p = task_elbo(hvae, xs, p_loc.detach(), p_scale.detach(), num_samples, seed)
+    return GapReport(list(data.task_names), a["elbo"], p["elbo"], a["kl_u"], p["kl_u"], per_task_guide)
+
+
+def compare_to_nuts(hvae: nn.Module, data: TaskDataset, task: int, result: Optional[NUTSResult] = None, **nuts_kwargs) -> dict:
+    """Is the posterior mean of u for ``task`` under hvae's u-guide (the amortized
+    one, or any other installed) inside the NUTS 94% HDI, per u dimension? Runs
+    ``nuts_u`` unless a ``result`` is given.
+
+    Returns a dict of per-dimension lists (amortized_mean, amortized_scale,
+    nuts_mean, nuts_std, hdi_low, hdi_high, inside, r_hat, ess) and the
+    summaries fraction_inside, max_r_hat, divergences, wall_s.
+    """
+    task = data.task_index(task)
+    if result is None:
+        result = nuts_u(hvae, data, task, **nuts_kwargs)
+    elif result.task != task:
+        raise ValueError(f"result is for task {result.task}, not {task}")
+    x = data.points(task, result.split)[: result.n_points]  # the points NUTS saw
+    loc, scale = task_posterior(hvae, x, task)
+    mean, std = (t[0] for t in result.posterior())
+    low, high = (torch.as_tensor(result.hdi[:, i], dtype=loc.dtype) for i in (0, 1))
+    inside = (low <= loc) & (loc <= high)
+    return {
+        "task": data.task_names[task],
+        "amortized_mean": loc.tolist(),
+        "amortized_scale": scale.tolist(),
+        "nuts_mean": mean.tolist(),
+        "nuts_std": std.tolist(),
+        "hdi_low": low.tolist(),
+        "hdi_high": high.tolist(),
+        "inside": inside.tolist(),
+        "r_hat": result.r_hat.tolist(),
+        "ess": result.ess.tolist(),
+        "fraction_inside": inside.float().mean().item(),
+        "max_r_hat": float(np.max(result.r_hat)),
+        "divergences": result.divergences,
+        "wall_s": result.wall_s,
+    }

@@ -1,0 +1,99 @@
+"""The paper's protocol as a ``Config``, what a saved run must share with it,
+and the command-line options every table of the paper takes.
+
+Table 1's protocol: target VAE conv 32-64, dense 100, z 10-d (an MLP for
+vectors such as the alloys), u 10-d, Adam lr 3e-4 (0.9, 0.999), batches of 100
+points of one task, 10,000 iterations. ``--set KEY=VALUE`` changes a setting of
+every model (``config.parse_overrides``); the change is recorded and named in
+every table.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Optional
+
+import torch
+
+from ..config import Config, parse_overrides
+from ..data.tasks import TaskDataset
+from .paper import PAPER_STEPS, TABLE1_MODELS
+
+# settings that say how long a run is and how often it logs, not what it trains:
+# a run that differs only in these is the same run, stopped earlier or later
+LENGTH_KEYS = ("steps", "checkpoint_every", "log_every")
+
+# settings the experiments set with flags of their own
+OWN_FLAGS = {"model": "--models", "steps": "--steps", "seed": "--seed", "dataset": "--dataset"}
+
+
+def protocol_config(dataset: str, data: TaskDataset, kind: str, steps: int, seed: int, overrides: Optional[dict] = None) -> Config:
+    """The paper's Table 1 settings for one model, with ``overrides`` (settings
+    by short name, from ``--set``) applied on top."""
+    image = len(data.x_shape) == 3
+    config = Config(
+        dataset=dataset,
+        model=kind,
+        target="conv" if image else "mlp",
+        dense=100,
+        hidden=[100],
+        likelihood="bernoulli" if data.is_binary else "gaussian",
+        z_dim=10,
+        u_dim=10,
+        lr=3e-4,
+        steps=steps,
+        tasks_per_batch=1,
+        points_per_task=100,
+        seed=seed,
+        checkpoint_every=max(1, min(1000, steps)),
+        log_every=max(1, min(100, steps)),
+        binarization=data.info.get("binarization"),
+        test_fraction=data.info.get("test_fraction") or 0.2,
+    )
+    return config.replace(**(overrides or {})).validate()
+
+
+def settings_differences(saved: dict, config: Config) -> dict:
+    """{short name: (value in a run's saved config.json ``saved``, value in ``config``)}
+    for every setting but the run's length (``LENGTH_KEYS``) where the two differ."""
+    before = Config.from_dict(saved).flat()
+    return {k: (before[k], v) for k, v in config.flat().items() if before[k] != v and k not in LENGTH_KEYS}
+
+
+def refuse_other_settings(out, diff: dict, fix: str) -> None:
+    if diff:
+        raise FileExistsError(f"{out} holds a run with other settings (" + ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items()) + f"); {fix}")
+
+
+def add_protocol_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of an experiment that trains the protocol's models on a dataset."""
+    p.add_argument("--dataset", required=True, help="fashion-mnist, mnist5k, alloys (or any dataset name/.npz load_dataset takes)")
+    p.add_argument("--name", default=None, help="file stem of the outputs")
+    p.add_argument("--quick", action="store_true", help="a tiny smoke budget (3 steps, few samples); writes under runs/reproduce-quick")
+    p.add_argument("--steps", type=int, default=PAPER_STEPS, help=f"training steps per model (paper: {PAPER_STEPS:,})")
+    p.add_argument("--models", nargs="+", default=list(TABLE1_MODELS), help=f"models to run (default: {' '.join(TABLE1_MODELS)})")
+    p.add_argument("--set", nargs="+", default=None, metavar="KEY=VALUE",
+                   help="change a setting of every model from the protocol, e.g. --set rank=40 hyper.perturbation=1.0 "
+                        "(config keys, short or dotted; recorded in the report; use its own --runs)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1; more only on an idle machine)")
+    p.add_argument("--out", default=None, help="where the JSON and markdown go (default docs/results)")
+    p.add_argument("--runs", default=None, help="run directories (default runs/reproduce)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def prepare(args: argparse.Namespace) -> argparse.Namespace:
+    """Check and complete the protocol options: ``args.overrides`` from ``--set``,
+    the torch threads, the defaults of ``--out`` and ``--runs``."""
+    args.overrides = parse_overrides(args.set, fixed=OWN_FLAGS)
+    bad = [m for m in args.models if m not in TABLE1_MODELS]
+    if bad:
+        raise ValueError(f"unknown model(s) {bad}; choose from {list(TABLE1_MODELS)}")
+    # One intra-op thread by default: on a shared, oversubscribed CPU two OpenMP
+    # threads made a training step ~25x slower (2.4 s against 0.09 s measured).
+    torch.set_num_threads(args.threads)
+    if args.out is None:
+        args.out = "runs/reproduce-quick/results" if args.quick else "docs/results"
+    if args.runs is None:
+        args.runs = "runs/reproduce-quick" if args.quick else "runs/reproduce"
+    return args

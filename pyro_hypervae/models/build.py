@@ -1,0 +1,68 @@
+"""From a config to a model, and from a run directory back to one.
+
+``build_model(config, data)``: the target VAE ``config.net`` describes (shaped
+for ``data``, its likelihood resolved) under the model ``config.model``, both
+read from their registries, initialised from ``config.seed``.
+``load_run(dir)``: (config, data, model) of a trained run, the model restored
+from its checkpoint (``checkpoint.py`` for the files).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyro
+
+from ..checkpoint import CHECKPOINT_FILE, CONFIG_FILE, CheckpointError, load_checkpoint
+from ..config import Config
+from ..data.sources import load_dataset
+from ..data.tasks import TaskDataset
+from ..nets.likelihoods import make_likelihood
+from ..registry import MODELS, TARGETS
+from .base import TargetHierarchy
+
+
+def resolve_likelihood(config: Config, data: TaskDataset) -> str:
+    """``net.likelihood``, with ``auto`` read as bernoulli for binary data, gaussian otherwise."""
+    if config.net.likelihood != "auto":
+        return config.net.likelihood
+    return "bernoulli" if data.is_binary else "gaussian"
+
+
+def build_model(config: Config, data: TaskDataset) -> TargetHierarchy:
+    """The model a config describes, shaped for ``data``, initialised from ``config.seed``."""
+    config.validate()
+    pyro.set_rng_seed(config.seed)
+    likelihood = resolve_likelihood(config, data)
+    try:
+        make_likelihood(likelihood).check(data.x)
+    except ValueError as e:
+        raise ValueError(f"{data.name}: {e}") from None
+    target = TARGETS[config.net.family].from_config(data.x_shape, likelihood, config.net)
+    return MODELS[config.model].from_config(config, target, data)
+
+
+def load_data(config: Config) -> TaskDataset:
+    """The dataset a config names, binarized and split as the run saw it."""
+    return load_dataset(config.data.dataset, config.data.binarization, config.seed, config.data.test_fraction)
+
+
+def load_run(run_dir: str | Path):
+    """(config, data, model) of a trained run, the model restored from its checkpoint."""
+    run_dir = Path(run_dir)
+    cfg_path = run_dir / CONFIG_FILE
+    if not cfg_path.exists():
+        raise CheckpointError(f"{run_dir} is not a run directory (no {CONFIG_FILE}); train with --out {run_dir}")
+    config = Config.from_file(cfg_path)
+    data = load_data(config)
+    model = restore_model(build_model(config, data), load_checkpoint(run_dir / CHECKPOINT_FILE), run_dir)
+    return config, data, model
+
+
+def restore_model(model: TargetHierarchy, state: dict, run_dir: str | Path) -> TargetHierarchy:
+    """``model`` with the weights of a loaded checkpoint ``state``, in eval mode."""
+    try:
+        model.load_state_dict(state["model"])
+    except (KeyError, RuntimeError) as e:
+        raise CheckpointError(f"checkpoint in {run_dir} does not fit its config: {e}") from None
+    return model.eval()

@@ -1,0 +1,113 @@
+"""The one estimator: what target VAEs with given parameters say about points.
+
+Every per-point number the library reports comes from ``estimate``: the
+negative ELBO, the importance-sampled log-likelihood and KL(q(z|x) || p(z)) of
+evaluation (``evaluation.metrics``), outlier scores (the models'
+``outlier_scores``), ArviZ log-likelihoods (``analysis``), the amortization gap
+(``evaluation.diagnostics``) and the log-density NUTS samples
+(``inference.nuts``).
+
+Layout: M target VAEs, N points each::
+
+    theta   {name: (M or 1, *shape)}   1: one VAE shared by all points
+    x       (M or 1, N) + x_shape      1: every VAE scores the same points
+    eps     (K, M or 1, N, z_dim)      standard-normal noise, K draws of z per point
+
+z_k = loc + scale * eps_k, with (loc, scale) from each VAE's own encoder
+q(z | x, theta). The K draws ride along the points dim when decoding, so
+parameters are never copied per draw. There is no ``torch.no_grad`` here: NUTS
+differentiates through it; callers that only read numbers turn gradients off.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from pyro import distributions as dist
+from torch import Tensor
+from torch.distributions import kl_divergence
+
+from .params import Params
+from .targets import TargetVAE
+
+
+def kl_z(loc: Tensor, scale: Tensor) -> Tensor:
+    """KL(N(loc, scale^2) || N(0, I)) in closed form, summed over z: (..., N, z_dim) -> (..., N)."""
+    q = dist.Normal(loc, scale)
+    return kl_divergence(q, dist.Normal(torch.zeros_like(loc), torch.ones_like(scale))).sum(-1)
+
+
+def log_px(target: TargetVAE, x: Tensor, theta: Params, z: Tensor) -> Tensor:
+    """log p(x | z_k, theta): z (K, M, N, z_dim), x (M or 1, N) + x_shape -> (K, M', N),
+    M' the models' broadcast size."""
+    K, M, N, Z = z.shape
+    out = target.decode(z.transpose(0, 1).reshape(M, K * N, Z), theta)  # (M', K N) + out_shape
+    out = out.reshape((out.shape[0], K, N) + out.shape[2:])
+    return target.x_dist(out).log_prob(x.unsqueeze(1)).transpose(0, 1)
+
+
+@dataclass
+class Estimate:
+    """Per (model, point), each (M', N):
+
+    kl_z: KL(q(z|x) || N(0, I)), closed form;
+    log_px: the mean over the K draws of log p(x | z_k);
+    log_lik: log (1/K) sum_k p(x | z_k) p(z_k) / q(z_k | x), the importance-
+        sampled log-likelihood with the encoder as proposal (None unless asked).
+    """
+
+    kl_z: Tensor
+    log_px: Tensor
+    log_lik: Optional[Tensor] = None
+
+    @property
+    def neg_elbo(self) -> Tensor:
+        """E_q[-log p(x | z)] + KL(q(z|x) || p(z)), from the same K draws: (M', N)."""
+        return -self.log_px + self.kl_z
+
+
+def estimate(
+    target: TargetVAE,
+    x: Tensor,
+    theta: Params,
+    num_samples: int = 1,
+    log_likelihood: bool = False,
+    chunk: Optional[int] = None,
+    generator: Optional[torch.Generator] = None,
+    common_noise: bool = False,
+    eps: Optional[Tensor] = None,
+) -> Estimate:
+    """The target VAEs' numbers for points x (see the module docstring for shapes).
+
+    Args:
+        num_samples: K, draws of z per point.
+        log_likelihood: also the importance-sampled log-likelihood.
+        chunk: draws decoded at once (memory); all K by default.
+        generator: the draws' RNG (the global one by default).
+        common_noise: the same draws for every model (common random numbers:
+            differences between models then reflect theta, not sampling noise).
+        eps: fixed standard-normal noise (K, M or 1, N, z_dim) instead of draws.
+    """
+    loc, scale = target.encode(x, theta)  # (M', N, Z)
+    kl = kl_z(loc, scale)
+    if eps is not None:
+        num_samples = eps.shape[0]
+    noise_shape = ((1,) + loc.shape[1:]) if common_noise else loc.shape
+    step = chunk or num_samples
+    if log_likelihood:
+        q = dist.Normal(loc, scale).to_event(1)
+        p_z = dist.Normal(torch.zeros_like(loc), torch.ones_like(scale)).to_event(1)
+    lps, log_ws = [], []
+    for start in range(0, num_samples, step):
+        k = min(step, num_samples - start)
+        e = eps[start : start + k] if eps is not None else torch.randn((k,) + tuple(noise_shape), generator=generator)
+        z = loc + scale * e  # (k, M', N, Z)
+        lp = log_px(target, x, theta, z)
+        lps.append(lp)
+        if log_likelihood:
+            log_ws.append(lp + p_z.log_prob(z) - q.log_prob(z))
+    log_lik = torch.logsumexp(torch.cat(log_ws), 0) - math.log(num_samples) if log_likelihood else None
+    return Estimate(kl_z=kl, log_px=torch.cat(lps).mean(0), log_lik=log_lik)

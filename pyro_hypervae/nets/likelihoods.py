@@ -1,0 +1,91 @@
+"""Likelihoods: how a target decoder's output becomes a distribution over x.
+
+Registered in ``LIKELIHOODS`` (``bernoulli``, ``gaussian``); ``make_likelihood(name)``
+builds one. A likelihood is stateless: ``dist(out, event_dims)`` is p(x | out).
+"""
+
+from __future__ import annotations
+
+import torch
+from pyro import distributions as dist
+from torch import Tensor
+
+from ..registry import LIKELIHOODS
+
+
+class Likelihood:
+    """p(x | decoder output). ``outputs_per_value`` decoder channels per x value;
+    ``discrete``: x takes integer values (observed data and draws are stored as
+    int8 in an InferenceData)."""
+
+    name: str = ""
+    outputs_per_value: int = 1
+    discrete: bool = False
+
+    def dist(self, out: Tensor, event_dims: int) -> dist.Distribution:
+        raise NotImplementedError
+
+    def check(self, x: Tensor) -> None:
+        """Raise ``ValueError`` if ``x`` cannot come from this likelihood."""
+
+    def mean(self, out: Tensor, event_dims: int) -> Tensor:
+        raise NotImplementedError
+
+    def sample(self, out: Tensor, event_dims: int, generator: torch.Generator | None = None) -> Tensor:
+        """One draw of x per decoder output, from ``generator``."""
+        raise NotImplementedError
+
+
+@LIKELIHOODS.register("bernoulli")
+class BernoulliLikelihood(Likelihood):
+    """Binary data; the decoder outputs logits."""
+
+    discrete = True
+
+    def dist(self, out, event_dims):
+        return dist.Bernoulli(logits=out, validate_args=False).to_event(event_dims)
+
+    def check(self, x):
+        if not torch.all((x == 0) | (x == 1)):
+            raise ValueError(
+                "the data are not binary (0/1), which the Bernoulli likelihood needs: binarize "
+                "them (binarization='bernoulli' or 'threshold') or use likelihood='gaussian' for continuous values"
+            )
+
+    def mean(self, out, event_dims):
+        return torch.sigmoid(out)
+
+    def sample(self, out, event_dims, generator=None):
+        p = self.mean(out, event_dims)
+        return (torch.rand(p.shape, generator=generator) < p).to(torch.int8)
+
+
+@LIKELIHOODS.register("gaussian")
+class GaussianLikelihood(Likelihood):
+    """Continuous data: a diagonal Gaussian whose mean and log-scale are both decoded.
+
+    The decoder outputs twice the values along the first event dim (features,
+    or image channels); the first half is the mean, the second the log standard
+    deviation (clamped to [-7, 3] for stability).
+    """
+
+    outputs_per_value = 2
+
+    def _split(self, out, event_dims):
+        loc, log_scale = out.chunk(2, dim=-event_dims)
+        return loc, log_scale.clamp(-7.0, 3.0).exp()
+
+    def dist(self, out, event_dims):
+        loc, scale = self._split(out, event_dims)
+        return dist.Normal(loc, scale, validate_args=False).to_event(event_dims)
+
+    def mean(self, out, event_dims):
+        return self._split(out, event_dims)[0]
+
+    def sample(self, out, event_dims, generator=None):
+        loc, scale = self._split(out, event_dims)
+        return loc + scale * torch.randn(loc.shape, generator=generator)
+
+
+def make_likelihood(name: str) -> Likelihood:
+    return LIKELIHOODS[name]()
