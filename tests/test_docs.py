@@ -29,8 +29,8 @@ def test_mkdocs_build_strict(tmp_path):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for page in ("index.html", "objective/index.html", "hierarchy/index.html", "api/inspect/index.html", "howto/priors/index.html", "howto/reproduce/index.html"):
+    for page in ("index.html", "architecture/index.html", "objective/index.html", "hierarchy/index.html", "api/analysis/index.html", "howto/priors/index.html", "howto/reproduce/index.html"):
         assert (site / page).exists(), page
-    api = (site / "api" / "inspect" / "index.html").read_text()
+    api = (site / "api" / "analysis" / "index.html").read_text()
     assert "to_inference_data" in api and "log_likelihood" in api
     assert (site / "img" / "hypervae_model.svg").exists()

@@ -65,15 +65,8 @@ from ..nets.params import Params, flatten_params
 # Draws of u
 # --------------------------------------------------------------------------
 @torch.no_grad()
-def u_guide_draws(
-    model,
-    data: TaskDataset,
-    num_draws: int = 100,
-    num_chains: int = 2,
-    tasks: Optional[Sequence[int]] = None,
-    summary_split: str = "train",
-    generator: Optional[torch.Generator] = None,
-):
+def u_guide_draws(model, data: TaskDataset, num_draws: int = 100, num_chains: int = 2, tasks: Optional[Sequence[int]] = None,
+                  summary_split: str = "train", generator: Optional[torch.Generator] = None):
     """Draws of u from the u-guide's posterior q(u | D_t) for each task.
 
     D_t is all of task t's ``summary_split`` points. Returns ``(u, log_q)``:

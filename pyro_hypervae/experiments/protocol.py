@@ -11,7 +11,7 @@ every table.
 from __future__ import annotations
 
 import argparse
-from typing import Optional
+from typing import Dict, Optional
 
 import torch
 
@@ -84,8 +84,10 @@ def add_protocol_arguments(p: argparse.ArgumentParser) -> None:
 
 def prepare(args: argparse.Namespace) -> argparse.Namespace:
     """Check and complete the protocol options: ``args.overrides`` from ``--set``,
-    the torch threads, the defaults of ``--out`` and ``--runs``."""
+    the torch threads, the defaults of ``--out`` and ``--runs``, 3 steps under ``--quick``."""
     args.overrides = parse_overrides(args.set, fixed=OWN_FLAGS)
+    if args.quick:
+        args.steps = min(args.steps, 3)
     bad = [m for m in args.models if m not in TABLE1_MODELS]
     if bad:
         raise ValueError(f"unknown model(s) {bad}; choose from {list(TABLE1_MODELS)}")
@@ -97,3 +99,45 @@ def prepare(args: argparse.Namespace) -> argparse.Namespace:
     if args.runs is None:
         args.runs = "runs/reproduce-quick" if args.quick else "runs/reproduce"
     return args
+
+
+# the options of one table: flag, type, default, help, the tables that take it
+TABLE_OPTIONS = (
+    ("--budget-minutes", float, 55.0, "wall-time budget; steps are cut to fit (0: no cap)", "table1"),
+    ("--eval-samples", int, 1024, "importance samples for -LL (paper: 1024)", "table1"),
+    ("--elbo-samples", int, 4, "z samples per point for -EL on the whole test set", "table1"),
+    ("--nll-points", int, None, "test points per task for -LL (default: 16 for images, all otherwise)", "table1"),
+    ("--normal-points", int, 200, "normal test points per task", "table3"),
+    ("--threshold-points", int, 1000, "normal training points for the threshold", "table3"),
+    ("--percentile", float, 95.0, "threshold percentile of training scores", "table3"),
+    ("--score-samples", int, 8, "z samples in the negative ELBO score", "table3"),
+    ("--outliers", str, None, "outlier dataset (default: the other image dataset)", "table3"),
+)
+
+
+class ProtocolExperiment:
+    """Base of the experiments that train the protocol's models on a dataset:
+    the shared options (``add_protocol_arguments``) and its own
+    (``TABLE_OPTIONS``), the caps ``quick_caps`` that ``--quick`` puts on them,
+    and ``table(args) -> report``."""
+
+    quick_caps: Dict[str, float] = {}
+
+    @classmethod
+    def add_arguments(cls, p: argparse.ArgumentParser) -> None:
+        add_protocol_arguments(p)
+        for flag, type_, default, help_, table in TABLE_OPTIONS:
+            if table == cls.name:
+                p.add_argument(flag, type=type_, default=default, help=help_)
+
+    @classmethod
+    def run(cls, args: argparse.Namespace) -> dict:
+        prepare(args)
+        if args.quick:
+            for key, cap in cls.quick_caps.items():
+                setattr(args, key, min(getattr(args, key), cap))
+        return cls.table(args)
+
+    @staticmethod
+    def table(args: argparse.Namespace) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError

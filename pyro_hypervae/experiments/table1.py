@@ -24,7 +24,6 @@ the steps each model actually ran and the measured step times.
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 from typing import Optional
@@ -37,32 +36,9 @@ from ..evaluation.metrics import evaluate
 from ..models.build import build_model
 from ..registry import EXPERIMENTS
 from .paper import PAPER_STEPS, PAPER_TABLE1
-from .protocol import add_protocol_arguments, prepare, protocol_config
+from .protocol import ProtocolExperiment, protocol_config
 from .report import command_line, fmt, label, log, param_table, write_outputs
 from .runs import run_dir, time_eval_point, time_steps, train_or_reuse
-
-
-@EXPERIMENTS.register("table1")
-class Table1:
-    """The paper's Table 1 (density estimation) on real data, beside its numbers."""
-
-    @staticmethod
-    def add_arguments(p: argparse.ArgumentParser) -> None:
-        add_protocol_arguments(p)
-        p.add_argument("--budget-minutes", type=float, default=55.0, help="wall-time budget; steps are cut to fit (0: no cap)")
-        p.add_argument("--eval-samples", type=int, default=1024, help="importance samples for -LL (paper: 1024)")
-        p.add_argument("--elbo-samples", type=int, default=4, help="z samples per point for -EL on the whole test set")
-        p.add_argument("--nll-points", type=int, default=None, help="test points per task for -LL (default: 16 for images, all otherwise)")
-
-    @staticmethod
-    def run(args: argparse.Namespace) -> dict:
-        prepare(args)
-        if args.quick:
-            args.steps = min(args.steps, 3)
-            args.budget_minutes = 0
-            args.eval_samples = min(args.eval_samples, 16)
-            args.elbo_samples = min(args.elbo_samples, 2)
-        return table1(args)
 
 
 @torch.no_grad()
@@ -210,3 +186,11 @@ def table1_markdown(rep: dict, models) -> str:
     if rep.get("command"):
         lines += ["", f"Command: `{rep['command']}`"]
     return "\n".join(lines) + "\n"
+
+
+@EXPERIMENTS.register("table1")
+class Table1(ProtocolExperiment):
+    """The paper's Table 1 (density estimation) on real data, beside its numbers."""
+
+    quick_caps = {"budget_minutes": 0, "eval_samples": 16, "elbo_samples": 2}
+    table = staticmethod(table1)

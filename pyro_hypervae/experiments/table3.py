@@ -10,7 +10,6 @@ dataset (so outliers are 20% of the test set). Scores and metrics come from
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -21,30 +20,9 @@ from ..data.sources import load_dataset
 from ..evaluation.outliers import detection_metrics, outlier_scores, train_threshold
 from ..registry import EXPERIMENTS, SCORES
 from .paper import OUTLIER_SOURCE, PAPER_TABLE3
-from .protocol import add_protocol_arguments, prepare, protocol_config
+from .protocol import ProtocolExperiment, protocol_config
 from .report import command_line, fmt, log, write_outputs
 from .runs import run_dir, trained_or_new
-
-
-@EXPERIMENTS.register("table3")
-class Table3:
-    """The paper's Table 3 (outlier detection) on real data, beside its numbers."""
-
-    @staticmethod
-    def add_arguments(p: argparse.ArgumentParser) -> None:
-        add_protocol_arguments(p)
-        p.add_argument("--normal-points", type=int, default=200, help="normal test points per task")
-        p.add_argument("--threshold-points", type=int, default=1000, help="normal training points for the threshold")
-        p.add_argument("--percentile", type=float, default=95.0, help="threshold percentile of training scores")
-        p.add_argument("--score-samples", type=int, default=8, help="z samples in the negative ELBO score")
-        p.add_argument("--outliers", default=None, help="outlier dataset (default: the other image dataset)")
-
-    @staticmethod
-    def run(args: argparse.Namespace) -> dict:
-        prepare(args)
-        if args.quick:
-            args.steps = min(args.steps, 3)
-        return table3(args)
 
 
 def table3(args) -> dict:
@@ -108,3 +86,10 @@ def table3(args) -> dict:
         lines += ["", f"Command: `{report['command']}`"]
     write_outputs(args.out, args.name or f"table3_{Path(args.dataset).stem}", report, "\n".join(lines) + "\n")
     return report
+
+
+@EXPERIMENTS.register("table3")
+class Table3(ProtocolExperiment):
+    """The paper's Table 3 (outlier detection) on real data, beside its numbers."""
+
+    table = staticmethod(table3)
