@@ -27,35 +27,39 @@ from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
-from .registry import DATASETS, LIKELIHOODS, MODELS, PRIORS, TARGETS, TASK_ENCODERS, U_GUIDES
+from .registry import DATASETS, LIKELIHOODS, MODELS, PRIORS, TARGETS, TASK_ENCODERS, U_GUIDES, Registry
 
 
-def _setting(default, help: str, short: Optional[str] = None, **kwargs):
+def _setting(default, help: str, short: Optional[str] = None, choices: Union[Registry, Tuple[str, ...], None] = None,
+             also: Tuple[str, ...] = (), names: Optional[Registry] = None):
     """A dataclass field with its command-line help and (if it differs from the
-    field name) its short name."""
-    meta = {"help": help} | ({"short": short} if short else {})
+    field name) its short name. ``choices``: the registry (or tuple) whose names
+    are its valid values, with ``also`` besides; ``names``: a registry whose
+    names the help lists, for a setting that also takes other values."""
+    meta = {"help": help, "short": short, "choices": choices, "also": also, "names": names}
     if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=meta, **kwargs)
-    return field(default=default, metadata=meta, **kwargs)
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
 class DataConfig:
-    dataset: str = _setting("digits", "a registered dataset (digits, fashion-mnist, mnist5k, alloys) or a path to an .npz with arrays x, task[, split]")
-    binarization: Optional[str] = _setting(None, "bernoulli, threshold or none (default: bernoulli for image sets, none for .npz files)")
+    dataset: str = _setting("digits", "a registered dataset or a path to an .npz with arrays x, task[, split]", names=DATASETS)
+    binarization: Optional[str] = _setting(None, "static binarization (default: bernoulli for image sets, none for .npz files)",
+                                           choices=("bernoulli", "threshold", "none"))
     test_fraction: float = _setting(0.2, "fraction of each task held out for test (when the data bring no split)")
 
 
 @dataclass
 class NetConfig:
-    family: str = _setting("mlp", "target network family (mlp or conv)", short="target")
+    family: str = _setting("mlp", "target network family", short="target", choices=TARGETS)
     hidden: List[int] = _setting([128], "mlp target: hidden widths, comma-separated")
     dense: int = _setting(100, "conv target: width of the dense layer")
-    likelihood: str = _setting("auto", "bernoulli, gaussian or auto (bernoulli for binary data)")
+    likelihood: str = _setting("auto", "p(x | decoder output); auto: bernoulli for binary data, else gaussian", choices=LIKELIHOODS, also=("auto",))
     z_dim: int = _setting(10, "target latent size")
 
 
@@ -65,9 +69,9 @@ class HyperConfig:
     rank: int = _setting(20, "side r of the matrix hyper-decoder's shared r x r matrix")
     trunk_width: int = _setting(100, "width of the hyper-decoder's dense layer before the r x r matrix")
     perturbation: float = _setting(0.25, "initial scale of the task-dependent part of theta (hyper/matrix.py)")
-    task_encoder: str = _setting("random_point", "task summary of the amortized q(u|D): random_point (the paper) or set")
-    prior: str = _setting("normal", "prior over u: normal (the paper), mixture or vamp")
-    u_guide: str = _setting("amortized", "guide over u: amortized (the paper), auto_normal or auto_delta (one per task)")
+    task_encoder: str = _setting("random_point", "task summary of the amortized q(u|D) (random_point: the paper's)", choices=TASK_ENCODERS)
+    prior: str = _setting("normal", "prior over u (normal: the paper's)", choices=PRIORS)
+    u_guide: str = _setting("amortized", "guide over u (amortized: the paper's; auto_normal, auto_delta: one per task)", choices=U_GUIDES)
 
 
 @dataclass
@@ -88,8 +92,8 @@ class EvalConfig:
 
 
 SECTIONS = {"data": DataConfig, "net": NetConfig, "hyper": HyperConfig, "train": TrainConfig, "eval": EvalConfig}
-TOP_LEVEL = {"model": ("hypervae", "model to train: a registered model (hypervae, vae, metavae, pertask)"),
-             "seed": (0, "random seed (model init, batches, binarization, split)")}
+TOP_LEVEL = {"model": _setting("hypervae", "the model to train", choices=MODELS),
+             "seed": _setting(0, "random seed (model init, batches, binarization, split)")}
 
 
 def _build_paths() -> Dict[str, Tuple[Optional[str], str]]:
@@ -97,7 +101,7 @@ def _build_paths() -> Dict[str, Tuple[Optional[str], str]]:
     paths: Dict[str, Tuple[Optional[str], str]] = {k: (None, k) for k in TOP_LEVEL}
     for section, cls in SECTIONS.items():
         for f in fields(cls):
-            short = f.metadata.get("short", f.name)
+            short = f.metadata["short"] or f.name
             assert short not in paths, f"short name {short!r} is used twice"
             paths[short] = (section, f.name)
     return paths
@@ -117,18 +121,29 @@ def short_name(key: str) -> str:
     raise ValueError(f"{key!r} is not a config key; known keys: {sorted(PATHS)} (or dotted: {sorted(d for d in DOTTED if '.' in d)})")
 
 
-def setting_help(short: str) -> str:
+def _field(short: str):
     section, name = PATHS[short]
-    if section is None:
-        return TOP_LEVEL[short][1]
-    return next(f.metadata["help"] for f in fields(SECTIONS[section]) if f.name == name)
+    return TOP_LEVEL[short] if section is None else next(f for f in fields(SECTIONS[section]) if f.name == name)
 
 
 def setting_default(short: str):
-    section, name = PATHS[short]
-    if section is None:
-        return TOP_LEVEL[short][0]
-    return getattr(SECTIONS[section](), name)
+    f = _field(short)
+    return f.default if f.default is not MISSING else f.default_factory()
+
+
+def setting_choices(short: str) -> Optional[List[str]]:
+    """The valid values of a setting that picks a part by name (read from its
+    registry now, so parts registered later count); None for a free value."""
+    meta = _field(short).metadata
+    if meta["choices"] is None:
+        return None
+    names = meta["choices"].names() if isinstance(meta["choices"], Registry) else list(meta["choices"])
+    return list(meta["also"]) + names
+
+
+def setting_help(short: str) -> str:
+    meta = _field(short).metadata
+    return meta["help"] + (f" ({', '.join(meta['names'].names())})" if meta["names"] is not None else "")
 
 
 def parse_value(short: str, value: str):
@@ -254,13 +269,14 @@ class Config:
     # -- checks ------------------------------------------------------------
     def validate(self) -> "Config":
         """Raise ``ValueError`` naming every setting out of range or not registered."""
-        d, n, h, t = self.data, self.net, self.hyper, self.train
-        named = {"model": (self.model, MODELS), "target": (n.family, TARGETS), "task_encoder": (h.task_encoder, TASK_ENCODERS),
-                 "prior": (h.prior, PRIORS), "u_guide": (h.u_guide, U_GUIDES)}
-        checks = {k: value in reg for k, (value, reg) in named.items()}
+        d, h, t = self.data, self.hyper, self.train
+        hints = {}
+        for short in PATHS:
+            choices, value = setting_choices(short), self.get(short)
+            if choices is not None and value not in choices and not (value is None and setting_default(short) is None):
+                hints[short] = f" (one of {choices})"
+        checks = {k: False for k in hints}
         checks |= {
-            "likelihood": n.likelihood == "auto" or n.likelihood in LIKELIHOODS,
-            "binarization": d.binarization in (None, "bernoulli", "threshold", "none"),
             "test_fraction": 0 <= d.test_fraction < 1,
             "steps": t.steps >= 0,
             "lr": t.lr > 0,
@@ -275,7 +291,6 @@ class Config:
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
-            hints = {k: f" (one of {reg.names()})" for k, (_, reg) in named.items()}
             raise ValueError("invalid config value(s): " + ", ".join(f"{k}={self.get(k)!r}{hints.get(k, '')}" for k in bad))
         return self
 

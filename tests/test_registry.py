@@ -8,9 +8,9 @@ import torch
 from pyro_hypervae import registry
 from pyro_hypervae.cli import main
 from pyro_hypervae.config import Config
-from pyro_hypervae.inference import AutoDeltaUGuide, AutoNormalUGuide, fit
+from pyro_hypervae.inference import AutoDeltaUGuide, AutoNormalUGuide, StandardNormalPrior, fit
 from pyro_hypervae.models import build_model, load_run
-from pyro_hypervae.registry import MODELS, SCORES, Registry, UnknownNameError
+from pyro_hypervae.registry import MODELS, PRIORS, SCORES, Registry, UnknownNameError
 
 
 def test_register_lookup_and_errors():
@@ -33,6 +33,29 @@ def test_every_registry_is_filled_and_models_answer_in_registered_scores():
     for name, cls in MODELS.items():
         assert cls.name == name and cls.label and cls.param_formula and cls.task_summary
         assert cls.scores and all(s in SCORES for s in cls.scores), name
+
+
+def test_a_prior_registered_in_one_place_is_a_choice_everywhere(capsys, tmp_path):
+    """The recipe "add a prior": a class registered in PRIORS is a valid config
+    value, a command-line choice, and what a run builds and loads back."""
+
+    @PRIORS.register("test_flat")
+    class FlatPrior(StandardNormalPrior):
+        pass
+
+    try:
+        Config(prior="test_flat").validate()
+        with pytest.raises(SystemExit):
+            main(["train", "--help"])
+        assert "test_flat" in capsys.readouterr().out
+        run = tmp_path / "run"
+        assert main(["train", "--out", str(run), "--prior", "test_flat", "--steps", "2", "--z-dim", "2", "--u-dim", "2", "--no-progress"]) == 0
+        assert type(load_run(run)[2].prior) is FlatPrior
+    finally:
+        PRIORS._entries.pop("test_flat")
+    with pytest.raises(SystemExit):
+        main(["train", "--out", str(tmp_path / "r2"), "--prior", "test_flat"])
+    assert "invalid choice" in capsys.readouterr().err
 
 
 def test_the_command_line_offers_the_registered_scores(capsys):

@@ -12,14 +12,14 @@ import argparse
 from pathlib import Path
 from typing import Optional
 
-from ..config import PATHS, Config, parse_overrides, parse_value, setting_help
+from ..config import PATHS, Config, parse_overrides, parse_value, setting_choices, setting_default, setting_help
 
 
 def _typed(short: str):
     def parse(value: str):
         return parse_value(short, value)
 
-    parse.__name__ = type(Config().get(short)).__name__  # what argparse names in its error message
+    parse.__name__ = type(setting_default(short)).__name__  # what argparse names in its error message
     return parse
 
 
@@ -30,7 +30,8 @@ def add_setting_flags(p: argparse.ArgumentParser) -> None:
                    help="settings by short name or dotted path, e.g. --set hyper.rank=40 train.lr=1e-3")
     group = p.add_argument_group("settings (default from the config)")
     for short in PATHS:
-        group.add_argument("--" + short.replace("_", "-"), dest=short, type=_typed(short), default=None, help=setting_help(short))
+        group.add_argument("--" + short.replace("_", "-"), dest=short, type=_typed(short), default=None,
+                           choices=setting_choices(short), help=setting_help(short))
 
 
 def config_from_args(args: argparse.Namespace, base: Optional[Path] = None) -> Config:
