@@ -157,3 +157,15 @@ def test_every_registered_name_is_documented():
     doc = (ROOT / "docs" / "architecture.md").read_text()
     missing = [f"{kind}: {name}" for kind, reg in registry.ALL.items() for name in reg if f"`{name}`" not in doc]
     assert not missing, f"docs/architecture.md does not name {missing}"
+
+
+def test_the_facade_keeps_every_name_it_had():
+    """``import pyro_hypervae as ph; ph.HyperVAE, ph.fit, ...``: the names of the
+    facade before the house was reshaped are all still there."""
+    before = ["CheckpointError", "Config", "ConvVAE", "DataError", "HyperVAE", "MDLELBO", "MDLTerms", "MLPVAE",
+              "MatrixHyperDecoder", "MatrixLayer", "NonFiniteLossError", "PooledVAE", "RandomPointEncoder", "SetEncoder",
+              "StandardNormalPrior", "TaskDataset", "TaskSampler", "build_model", "evaluate", "fit", "load_dataset",
+              "load_digits", "load_npz", "load_run", "make_target", "point_metrics"]
+    assert [n for n in before if not hasattr(pyro_hypervae, n)] == []
+    assert set(pyro_hypervae.__all__) >= set(before)
+    assert all(hasattr(pyro_hypervae, n) for n in pyro_hypervae.__all__)
