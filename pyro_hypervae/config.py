@@ -52,6 +52,7 @@ class DataConfig:
     binarization: Optional[str] = _setting(None, "static binarization (default: bernoulli for image sets, none for .npz files)",
                                            choices=("bernoulli", "threshold", "none"))
     test_fraction: float = _setting(0.2, "fraction of each task held out for test (when the data bring no split)")
+    val_fraction: float = _setting(0.0, "fraction of each task's training points held out for validation (to choose settings on)")
 
 
 @dataclass
@@ -77,6 +78,8 @@ class HyperConfig:
 @dataclass
 class TrainConfig:
     beta: float = _setting(1.0, "weight of the u-KL in the MDL objective (1 = the paper)")
+    u_kl_scale: str = _setting("batch", "a task's u-KL per point: / the batch's N points (batch, the paper's reading) "
+                                        "or / the task's training points (task); docs/objective.md", choices=("batch", "task"))
     num_particles: int = _setting(1, "ELBO particles (vectorised)")
     lr: float = _setting(3e-4, "Adam learning rate")
     steps: int = _setting(3000, "number of SVI steps")
@@ -278,6 +281,7 @@ class Config:
         checks = {k: False for k in hints}
         checks |= {
             "test_fraction": 0 <= d.test_fraction < 1,
+            "val_fraction": 0 <= d.val_fraction < 1,
             "steps": t.steps >= 0,
             "lr": t.lr > 0,
             "perturbation": h.perturbation >= 0,

@@ -90,3 +90,32 @@ def test_missing_and_corrupt_files(tmp_path):
         load_npz(bad)
     with pytest.raises(DataError, match="unknown dataset"):
         load_dataset("imagenet")
+
+
+def test_validation_split_is_carved_from_training_and_seeded(digits):
+    data = digits.with_validation(0.1, seed=3)
+    for t in range(10):
+        n_train, n_val = digits.counts("train")[t], data.counts("val")[t]
+        assert n_val == round(0.1 * n_train) and data.counts("train")[t] == n_train - n_val
+        assert data.counts("test")[t] == digits.counts("test")[t]
+    # the three splits partition the points; validation points were training points
+    masks = torch.stack([data.mask(s) for s in ("train", "val", "test")]).int()
+    assert (masks.sum(0) == 1).all() and not (data.is_val & ~digits.is_train).any()
+    assert torch.equal(digits.with_validation(0.1, seed=3).is_val, data.is_val)
+    assert not torch.equal(digits.with_validation(0.1, seed=4).is_val, data.is_val)
+    assert digits.with_validation(0.0, seed=3) is digits
+    assert "val=" in data.summary() and data.info["val_fraction"] == 0.1
+    with pytest.raises(ValueError, match="val_fraction"):
+        digits.with_validation(1.0, seed=0)
+    assert load_dataset("digits", val_fraction=0.1, seed=3).counts("val") == data.counts("val")
+
+
+@pytest.mark.parametrize("split", ["train", "val", "test"])
+def test_sampler_draws_only_from_its_split(digits, split):
+    data = digits.with_validation(0.2, seed=0)
+    s = TaskSampler(data, tasks_per_batch=10, points_per_task=40, split=split, generator=torch.Generator().manual_seed(0))
+    for _ in range(3):
+        x, tasks = s.sample()
+        for row, t in zip(x, tasks.tolist()):
+            pool = data.points(t, split).flatten(1)
+            assert (row.flatten(1)[:, None, :] == pool[None]).all(-1).any(-1).all()

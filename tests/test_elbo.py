@@ -121,3 +121,26 @@ def test_bad_batch_shape_is_a_clear_error():
         hvae.model(torch.zeros(5, 12))
     with pytest.raises(ValueError, match="beta"):
         MDLELBO(beta=-1)
+
+
+def test_task_scale_weighs_each_tasks_u_kl_by_its_size(hvae):
+    """u_kl_scale="task": the loss estimates L(D_t) / |D_t| per task, so task t's
+    KL(u) weighs N / |D_t| of the "batch" reading's; checked against the per-task
+    parts computed on the same draws."""
+    x = _batch(hvae.target)  # T=3 tasks, N=5 points
+    T, N = x.shape[:2]
+    sizes, idx = torch.tensor([10.0, 50.0, 5.0, 20.0]), torch.tensor([3, 0, 1])
+    losses = {}
+    for scale in ("batch", "task"):
+        pyro.set_rng_seed(1)
+        losses[scale] = MDLELBO(u_kl_scale=scale, task_sizes=sizes).loss(hvae.model, hvae.guide, x, idx)
+    pyro.set_rng_seed(1)
+    terms = MDLELBO().terms(hvae.model, hvae.guide, x, idx)
+    assert losses["batch"] == pytest.approx(((terms.data + terms.kl_u).sum() / (T * N)).item(), rel=1e-5)
+    assert losses["task"] == pytest.approx(((terms.data + N / sizes[idx] * terms.kl_u).sum() / (T * N)).item(), rel=1e-5)
+    with pytest.raises(ValueError, match="task_sizes"):
+        MDLELBO(u_kl_scale="task")
+    with pytest.raises(ValueError, match="task indices"):
+        MDLELBO(u_kl_scale="task", task_sizes=sizes).loss(hvae.model, hvae.guide, x)
+    with pytest.raises(ValueError, match="u_kl_scale"):
+        MDLELBO(u_kl_scale="points")

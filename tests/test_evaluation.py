@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from pyro_hypervae.data import TaskDataset
 from pyro_hypervae.evaluation import evaluate, point_metrics
 from pyro_hypervae.models import HyperVAE, PooledVAE
 from pyro_hypervae.nets import MLPVAE
@@ -77,3 +78,61 @@ def test_point_metrics_one_vae_per_point(digits):
     for k in one:
         torch.testing.assert_close(copies[k], one[k])
     assert not torch.allclose(own["kl_z"], one["kl_z"])  # the per-point VAEs differ
+
+
+def _closed_kl(loc, scale):
+    return (0.5 * (loc**2 + scale**2 - 1) - scale.log()).sum(-1)
+
+
+@pytest.mark.parametrize("summary", ["all", "point"])
+def test_theta_comes_from_training_points_only(digits, summary):
+    """Each task's theta and KL(u) come from its training points, never from the
+    points evaluated: replacing a task's test points leaves its KL(u) as it was,
+    and its NLL is that of theta from the training points (recomputed here)."""
+    hvae = HyperVAE(MLPVAE((1, 8, 8), z_dim=3, hidden=(16,)), u_dim=3, perturbation=1.0)
+    before = evaluate(hvae, digits, num_samples=16, summary=summary, draws=3)
+    x = digits.x.clone()
+    test0 = torch.nonzero((digits.task == 0) & ~digits.is_train).flatten()
+    x[test0] = 1 - x[test0]  # other test images for task 0
+    changed = TaskDataset(x, digits.task, digits.is_train, digits.task_names, "digits")
+    torch.manual_seed(0)
+    after = evaluate(hvae, changed, num_samples=16, summary=summary, draws=3)
+    for t in digits.task_names:
+        assert after["tasks"][t]["kl_u_task"] == pytest.approx(before["tasks"][t]["kl_u_task"], rel=1e-6)
+    assert after["tasks"]["0"]["nll"] != pytest.approx(before["tasks"]["0"]["nll"], abs=0.5)
+    # the closed-form KL of q(u | the training points), by hand
+    if summary == "all":
+        loc, scale = hvae.posterior_u(digits.points(3, "train").unsqueeze(0))
+        assert before["tasks"]["3"]["kl_u_task"] == pytest.approx(_closed_kl(loc, scale).item(), rel=1e-5)
+        torch.manual_seed(0)  # task 0 is evaluated first: the same importance samples
+        theta = hvae.task_theta(changed.points(0, "train").unsqueeze(0))
+        ref = point_metrics(hvae, changed.points(0, "test"), theta, num_samples=16)["nll"].mean().item()
+        assert after["tasks"]["0"]["nll"] == pytest.approx(ref, rel=1e-6)
+
+
+def test_paper_protocol_one_random_training_point(digits):
+    """summary="point": theta and KL(u) from q(u | x_r) of one training point x_r
+    per draw; a task with one training point gives the "all" numbers; draws of
+    other points spread; a model without u has one theta."""
+    hvae = HyperVAE(MLPVAE((1, 8, 8), z_dim=3, hidden=(16,)), u_dim=3, perturbation=1.0)
+    keep = torch.ones(len(digits.x), dtype=torch.bool)
+    keep[torch.nonzero(digits.mask("train", 2)).flatten()[1:]] = False  # task 2 keeps one training point
+    one = digits.subset(keep)
+    assert one.counts("train")[2] == 1
+    torch.manual_seed(0)
+    point = evaluate(hvae, one, num_samples=16, summary="point", draws=4)
+    torch.manual_seed(0)
+    full = evaluate(hvae, one, num_samples=16, summary="all")
+    assert point["tasks"]["2"]["kl_u_task"] == pytest.approx(full["tasks"]["2"]["kl_u_task"], rel=1e-5)
+    assert point["tasks"]["2"]["std_over_draws"]["kl_u_task"] == pytest.approx(0.0, abs=1e-5)  # the same point every draw
+    # another task: each draw's KL(u) is that of one of the task's training points, and the draws differ
+    x_train = one.points(5, "train")
+    loc, scale = hvae.posterior_u(x_train.unsqueeze(1))  # q(u | x_i) of every training point, alone
+    kls = _closed_kl(loc, scale)
+    assert point["tasks"]["5"]["std_over_draws"]["kl_u_task"] > 0
+    assert kls.min().item() - 1e-4 <= point["tasks"]["5"]["kl_u_task"] <= kls.max().item() + 1e-4
+    assert point["summary"] == "point" and point["draws"] == 4 and set(point["spread"]) >= {"nll", "kl_u_task"}
+    pooled = evaluate(PooledVAE(MLPVAE((1, 8, 8), z_dim=3, hidden=(16,))), one, num_samples=8, summary="point", draws=4)
+    assert pooled["draws"] == 1 and pooled["spread"] is None
+    with pytest.raises(ValueError, match="summary"):
+        evaluate(hvae, one, summary="median")

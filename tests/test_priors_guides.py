@@ -18,6 +18,7 @@ from pyro_hypervae.inference import (
     AutoDeltaUGuide,
     AutoNormalUGuide,
     MixturePrior,
+    RandomPointEncoder,
     StandardNormalPrior,
     TaskLogDensity,
     VampPrior,
@@ -269,3 +270,25 @@ def test_evaluate_and_guide_with_per_task_u_guide_by_task_index(digits):
     x = torch.stack([digits.points(t)[:5] for t in (2, 7)])
     tr = pyro.poutine.trace(hvae.guide).get_trace(x, torch.tensor([2, 7]))
     torch.testing.assert_close(tr.nodes["u"]["fn"].base_dist.loc.squeeze(-2), loc[[2, 7]].detach())
+
+
+def test_random_point_encoder_takes_a_random_point_of_each_task():
+    """In training, q(u | D_t) reads one point of the task, drawn anew each call,
+    each of the task's points in turn over many calls; in eval mode, the mean of
+    loc and scale over all the points (the all-points summary)."""
+    enc = RandomPointEncoder(MLPVAE((8,), z_dim=2, hidden=(16,)), u_dim=U_DIM)
+    x = torch.rand(2, 6, 8)
+    loc_i, scale_i = enc.per_point(x)  # (2, 6, U) each: q(u | x_i) of every point alone
+    enc.train()
+    seen = [set(), set()]
+    for _ in range(200):
+        loc, scale = enc(x)
+        for t in range(2):
+            match = torch.nonzero(torch.isclose(loc_i[t], loc[t]).all(-1) & torch.isclose(scale_i[t], scale[t]).all(-1)).flatten()
+            assert len(match) == 1  # exactly one of the task's points
+            seen[t].add(int(match))
+    assert seen == [set(range(6)), set(range(6))]
+    enc.eval()
+    loc, scale = enc(x)
+    torch.testing.assert_close(loc, loc_i.mean(1))
+    torch.testing.assert_close(scale, scale_i.mean(1))

@@ -39,10 +39,7 @@ class TaskSampler:
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
         index_lists = []
         for t in range(data.num_tasks):
-            mask = data.task == t
-            if split == "train":
-                mask &= data.is_train
-            idx = torch.nonzero(mask).flatten()
+            idx = torch.nonzero(data.mask(split, t)).flatten()
             if len(idx) == 0:
                 raise DataError(f"task {data.task_names[t]!r} has no {split} points; every task needs at least one")
             index_lists.append(idx)

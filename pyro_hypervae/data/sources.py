@@ -120,11 +120,12 @@ def _digits(binarization: Optional[str], seed: int, test_fraction: float) -> Tas
     return load_digits(binarization or "bernoulli", seed, test_fraction)
 
 
-def load_dataset(name: str, binarization: Optional[str] = None, seed: int = 0, test_fraction: float = 0.2) -> TaskDataset:
+def load_dataset(name: str, binarization: Optional[str] = None, seed: int = 0, test_fraction: float = 0.2, val_fraction: float = 0.0) -> TaskDataset:
     """A registered dataset by name (``DATASETS``: digits, fashion-mnist,
-    mnist5k, alloys), or a path to an ``.npz``."""
+    mnist5k, alloys), or a path to an ``.npz``; with ``val_fraction`` of each
+    task's training points held out for validation (``TaskDataset.with_validation``)."""
     if name in DATASETS:
-        return DATASETS[name](binarization, seed, test_fraction)
+        return DATASETS[name](binarization, seed, test_fraction).with_validation(val_fraction, seed)
     if name.endswith(".npz") or Path(name).exists():
-        return load_npz(name, binarization or "none", seed, test_fraction)
+        return load_npz(name, binarization or "none", seed, test_fraction).with_validation(val_fraction, seed)
     raise DataError(f"unknown dataset {name!r}: use one of {DATASETS.names()} or a path to an .npz file")

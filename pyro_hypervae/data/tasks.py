@@ -5,7 +5,7 @@ and the preparation every source shares (static binarization, per-task split).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
@@ -20,9 +20,16 @@ class TaskIndexError(IndexError, DataError):
     """A task index outside [0, number of tasks)."""
 
 
+SPLITS = ("train", "val", "test", "all")
+
+
 @dataclass
 class TaskDataset:
-    """Points ``x`` (n,) + x_shape, task index ``task`` (n,) in [0, T), ``is_train`` (n,)."""
+    """Points ``x`` (n,) + x_shape, task index ``task`` (n,) in [0, T), and two
+    masks (n,): ``is_train`` (the points models are fitted to) and ``is_val``
+    (validation points, held out of training to choose settings; none unless
+    ``with_validation`` carved them). The test split is every other point.
+    """
 
     x: Tensor
     task: Tensor
@@ -30,6 +37,13 @@ class TaskDataset:
     task_names: List[str]
     name: str
     info: Dict = field(default_factory=dict)
+    is_val: Optional[Tensor] = None
+
+    def __post_init__(self):
+        if self.is_val is None:
+            self.is_val = torch.zeros_like(self.is_train)
+        if bool((self.is_train & self.is_val).any()):
+            raise DataError("a point cannot be both a training and a validation point")
 
     @classmethod
     def from_numpy(cls, x: np.ndarray, task: np.ndarray, is_train: np.ndarray, task_names, name: str, info: Dict) -> "TaskDataset":
@@ -61,24 +75,49 @@ class TaskDataset:
             raise TaskIndexError(f"task must be an index in [0, {self.num_tasks}), got {task!r}; tasks are {self.task_names}")
         return int(task)
 
+    def mask(self, split: str, t: Optional[int] = None) -> Tensor:
+        """(n,) True on the points of a split ("train", "val", "test" or "all"),
+        of task t only when given."""
+        masks = {"train": self.is_train, "val": self.is_val, "test": ~(self.is_train | self.is_val),
+                 "all": torch.ones_like(self.is_train)}
+        if split not in masks:
+            raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
+        return masks[split] if t is None else masks[split] & (self.task == t)
+
     def points(self, t: int, split: str = "train") -> Tensor:
-        """All points of task t in a split ("train", "test" or "all"): (n_t,) + x_shape."""
-        mask = self.task == t
-        if split == "train":
-            mask = mask & self.is_train
-        elif split == "test":
-            mask = mask & ~self.is_train
-        elif split != "all":
-            raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
-        return self.x[mask]
+        """All points of task t in a split ("train", "val", "test" or "all"): (n_t,) + x_shape."""
+        return self.x[self.mask(split, t)]
+
+    def subset(self, keep: Tensor) -> "TaskDataset":
+        """The points where ``keep`` (n,) is True, every task and split kept as it is."""
+        return TaskDataset(self.x[keep], self.task[keep], self.is_train[keep], self.task_names, self.name, dict(self.info), self.is_val[keep])
+
+    def with_validation(self, fraction: float, seed: int) -> "TaskDataset":
+        """A copy with ``fraction`` of each task's training points moved to a
+        validation split (a seeded random choice; at least one point stays in
+        training). ``fraction`` 0 returns the dataset as it is."""
+        if not 0 <= fraction < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), got {fraction}")
+        if fraction == 0:
+            return self
+        g = torch.Generator().manual_seed(seed)
+        is_train, is_val = self.is_train.clone(), self.is_val.clone()
+        for t in range(self.num_tasks):
+            idx = torch.nonzero(self.mask("train", t)).flatten()
+            n_val = min(int(round(fraction * len(idx))), len(idx) - 1)
+            chosen = idx[torch.randperm(len(idx), generator=g)[:n_val]]
+            is_train[chosen], is_val[chosen] = False, True
+        info = dict(self.info) | {"val_fraction": fraction, "val_split": f"{fraction:.0%} of each task's training points (seed {seed})"}
+        return TaskDataset(self.x, self.task, is_train, self.task_names, self.name, info, is_val)
 
     def counts(self, split: str = "train") -> List[int]:
         return [len(self.points(t, split)) for t in range(self.num_tasks)]
 
     def summary(self) -> str:
+        val = f", val={self.counts('val')}" if bool(self.is_val.any()) else ""
         return (
             f"{self.name}: {self.num_tasks} tasks, x_shape={self.x_shape}, "
-            f"train points per task={self.counts('train')}, test={self.counts('test')}"
+            f"train points per task={self.counts('train')}{val}, test={self.counts('test')}"
         )
 
 

@@ -15,8 +15,9 @@ VAE uses its single theta. Then, for each evaluated point x, in nats:
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, List, Tuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -37,37 +38,88 @@ def point_metrics(model, x: Tensor, theta: Params, num_samples: int = 1024, chun
     return {"neg_elbo": e.neg_elbo.reshape(-1), "nll": -e.log_lik.reshape(-1), "kl_z": e.kl_z.reshape(-1)}
 
 
+SUMMARIES = ("all", "point")
+
+
+def _summaries(train: Tensor, summary: str, draws: int, generator: torch.Generator) -> List[Tensor]:
+    """The task summaries q(u | D_t) is conditioned on, each (1, n) + x_shape:
+    every training point ("all"), or ``draws`` random training points, one at a
+    time ("point"; drawn without replacement while there are enough)."""
+    if summary == "all":
+        return [train.unsqueeze(0)]
+    n = len(train)
+    pick = torch.randperm(n, generator=generator)[:draws] if draws <= n else torch.randint(n, (draws,), generator=generator)
+    return [train[i : i + 1].unsqueeze(0) for i in pick.tolist()]
+
+
+def _mean_std(rows: List[Dict[str, float]], keys) -> Tuple[Dict[str, float], Dict[str, float]]:
+    a = {k: np.array([r[k] for r in rows]) for k in keys}
+    return {k: float(v.mean()) for k, v in a.items()}, {k: float(v.std(ddof=1)) if len(v) > 1 else 0.0 for k, v in a.items()}
+
+
 @torch.no_grad()
-def evaluate(model, data: TaskDataset, split: str = "test", num_samples: int = 1024) -> dict:
-    """Metrics per task and their mean over tasks, in nats per point."""
+def evaluate(model, data: TaskDataset, split: str = "test", num_samples: int = 1024, summary: str = "all",
+             draws: int = 1, seed: int = 0) -> dict:
+    """Metrics per task and their mean over tasks, in nats per point (the module doc).
+
+    Args:
+        split: the points evaluated ("test", or "val" to choose settings on).
+        summary: what each task's q(u | D_t) is conditioned on, for a model
+            with a hyper-latent: ``"all"`` its training points (the default;
+            the random-point encoder then averages loc and scale over all of
+            them), or ``"point"``, the paper's protocol: one random training
+            point x_r of the task, ``draws`` times, theta decoded from the mean
+            of q(u | x_r) and KL(u) of that same q(u | x_r). Models without u
+            have one theta per task whatever the summary.
+        draws: R, random points per task for ``"point"`` (seeded by ``seed``).
+
+    With R > 1, every number is the mean over the R draws; ``spread`` (and each
+    task's ``std_over_draws``) is the standard deviation over the draws of the
+    mean over tasks (of the task's number).
+    """
+    if summary not in SUMMARIES:
+        raise ValueError(f"summary must be one of {list(SUMMARIES)}, got {summary!r}")
+    if draws < 1:
+        raise ValueError(f"draws must be >= 1, got {draws}")
     model.eval()
-    tasks = {}
+    one_theta = summary == "all" or model.u_dim == 0
+    g = torch.Generator().manual_seed(seed)
+    tasks, rows_by_task = {}, {}
     for t, name in enumerate(data.task_names):
         x_eval = data.points(t, split)
         if len(x_eval) == 0:
             continue
-        summary = data.points(t, "train").unsqueeze(0)
-        theta = model.task_theta(summary, torch.tensor([t]))  # {name: (1, *shape)}
-        m = {k: v.mean().item() for k, v in point_metrics(model, x_eval, theta, num_samples).items()}
-        kl_u = model.kl_u(summary, torch.tensor([t]))  # None: the model has no u
-        if kl_u is not None:
-            m["kl_u"] = kl_u[0].item() / len(x_eval)
-            m["kl_u_task"] = kl_u[0].item()
-        m["n_points"] = len(x_eval)
-        tasks[name] = m
+        idx = torch.tensor([t])
+        rows = []
+        for x_summary in _summaries(data.points(t, "train"), "all" if one_theta else "point", draws, g):
+            theta = model.task_theta(x_summary, idx)  # {name: (1, *shape)}
+            m = {k: v.mean().item() for k, v in point_metrics(model, x_eval, theta, num_samples).items()}
+            kl_u = model.kl_u(x_summary, idx)  # of the same q(u) that decoded theta; None: the model has no u
+            if kl_u is not None:
+                m["kl_u"] = kl_u[0].item() / len(x_eval)
+                m["kl_u_task"] = kl_u[0].item()
+            rows.append(m)
+        m, std = _mean_std(rows, rows[0].keys())
+        tasks[name] = m | {"n_points": len(x_eval), "draws": len(rows)} | ({"std_over_draws": std} if len(rows) > 1 else {})
+        rows_by_task[name] = rows
     if not tasks:
         raise ValueError(f"no {split} points to evaluate in {data.name}")
-    keys = [k for k in ("nll", "neg_elbo", "kl_z", "kl_u") if all(k in m for m in tasks.values())]
-    mean = {k: sum(m[k] for m in tasks.values()) / len(tasks) for k in keys}
+    keys = [k for k in ("nll", "neg_elbo", "kl_z", "kl_u", "kl_u_task") if all(k in m for m in tasks.values())]
+    mean = {k: sum(m[k] for m in tasks.values()) / len(tasks) for k in keys if k != "kl_u_task"}
+    R = len(next(iter(rows_by_task.values())))
+    per_draw = [{k: float(np.mean([rows[r][k] for rows in rows_by_task.values()])) for k in keys} for r in range(R)]
     return {
         "model": model.name,
         "dataset": data.name,
         "split": split,
         "num_samples": num_samples,
-        "task_summary": model.task_summary,
+        "summary": "all" if one_theta else "point",
+        "draws": R,
+        "task_summary": model.task_summary if one_theta else f"posterior mean of q(u | one random training point of the task), {R} draws",
         "binarization": data.info.get("binarization"),
         "tasks": tasks,
         "mean": mean,
+        "spread": _mean_std(per_draw, keys)[1] if R > 1 else None,
     }
 
 

@@ -49,6 +49,7 @@ def protocol_config(dataset: str, data: TaskDataset, kind: str, steps: int, seed
         log_every=max(1, min(100, steps)),
         binarization=data.info.get("binarization"),
         test_fraction=data.info.get("test_fraction") or 0.2,
+        val_fraction=data.info.get("val_fraction", 0.0),
     )
     return config.replace(**(overrides or {})).validate()
 
@@ -75,6 +76,8 @@ def add_protocol_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", nargs="+", default=None, metavar="KEY=VALUE",
                    help="change a setting of every model from the protocol, e.g. --set rank=40 hyper.perturbation=1.0 "
                         "(config keys, short or dotted; recorded in the report; use its own --runs)")
+    p.add_argument("--val-fraction", type=float, default=0.1,
+                   help="fraction of each task's training points held out for validation, never trained on (default 0.1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1; more only on an idle machine)")
     p.add_argument("--out", default=None, help="where the JSON and markdown go (default docs/results)")
@@ -106,7 +109,11 @@ TABLE_OPTIONS = (
     ("--budget-minutes", float, 55.0, "wall-time budget; steps are cut to fit (0: no cap)", "table1"),
     ("--eval-samples", int, 1024, "importance samples for -LL (paper: 1024)", "table1"),
     ("--elbo-samples", int, 4, "z samples per point for -EL on the whole test set", "table1"),
-    ("--nll-points", int, None, "test points per task for -LL (default: 16 for images, all otherwise)", "table1"),
+    ("--nll-points", int, None, "evaluated points per task for -LL (default: 16 for images, all otherwise)", "table1"),
+    ("--split", str, "test", "the points evaluated: test, or val to choose settings on (default test)", "table1"),
+    ("--summary", str, "point", "what q(u | D_t) is conditioned on: point, one random training point, --draws times "
+                                "(the paper's evaluation, default), or all, every training point", "table1"),
+    ("--draws", int, 5, "random training points per task for --summary point (default 5)", "table1"),
     ("--normal-points", int, 200, "normal test points per task", "table3"),
     ("--threshold-points", int, 1000, "normal training points for the threshold", "table3"),
     ("--percentile", float, 95.0, "threshold percentile of training scores", "table3"),

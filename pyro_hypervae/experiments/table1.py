@@ -42,32 +42,39 @@ from .runs import run_dir, time_eval_point, time_steps, train_or_reuse
 
 
 @torch.no_grad()
-def nll_subset(data: TaskDataset, per_task: Optional[int], seed: int) -> TaskDataset:
-    """The training points plus at most ``per_task`` test points of each task (a
-    fixed random choice); all of them when ``per_task`` is None."""
+def nll_subset(data: TaskDataset, split: str, per_task: Optional[int], seed: int) -> TaskDataset:
+    """The training points plus at most ``per_task`` points of ``split`` of each
+    task (a fixed random choice for a seed: the same points for every model);
+    all of them when ``per_task`` is None."""
     if per_task is None:
         return data
     g = torch.Generator().manual_seed(seed)
-    keep = data.is_train.clone()
+    keep = data.mask("train").clone()
     for t in range(data.num_tasks):
-        idx = torch.nonzero((data.task == t) & ~data.is_train).flatten()
+        idx = torch.nonzero(data.mask(split, t)).flatten()
         keep[idx[torch.randperm(len(idx), generator=g)[:per_task]]] = True
-    return TaskDataset(data.x[keep], data.task[keep], data.is_train[keep], data.task_names, data.name, dict(data.info))
+    return data.subset(keep)
 
 
 def table1(args) -> dict:
     """Train the protocol's models on ``args.dataset`` (or reuse their runs),
     evaluate them, and write the report (JSON + markdown) to ``args.out``."""
     t0 = time.perf_counter()
-    data = load_dataset(args.dataset, None, args.seed)
+    data = load_dataset(args.dataset, None, args.seed, val_fraction=args.val_fraction)
     log(data.summary())
     image = len(data.x_shape) == 3
     models = args.models
     per_task_nll = args.nll_points if args.nll_points is not None else (16 if image else None)
     if args.quick:
         per_task_nll = min(per_task_nll or 4, 4)
-    sub = nll_subset(data, per_task_nll, args.seed)
-    n_test, n_nll = int((~data.is_train).sum()), int((~sub.is_train).sum())
+    split = args.split
+    if split not in ("val", "test") or args.summary not in ("point", "all") or args.draws < 1:
+        raise ValueError(f"need --split val|test, --summary point|all, --draws >= 1; got {split!r}, {args.summary!r}, {args.draws}")
+    if split == "val" and args.val_fraction == 0:
+        raise ValueError("--split val needs validation points: pass --val-fraction > 0")
+    sub = nll_subset(data, split, per_task_nll, args.seed)
+    n_test, n_nll = int(data.mask(split).sum()), int(sub.mask(split).sum())
+    protocol = dict(summary=args.summary, draws=args.draws if args.summary == "point" else 1, seed=args.seed)
 
     # -- size the budget: time each model's step and the evaluation ---------
     steps = args.steps
@@ -99,12 +106,12 @@ def table1(args) -> dict:
         log(f"{label(kind)}: training -> {out}")
         model, train_s, done, reused = train_or_reuse(config, data, out, not args.no_progress, deadline)
         trained[kind] = model
-        log(f"{label(kind)}: evaluating (-EL on {n_test} test points, -LL with {args.eval_samples} samples on {n_nll})")
+        log(f"{label(kind)}: evaluating (-EL on {n_test} {split} points, -LL with {args.eval_samples} samples on {n_nll})")
         t = time.perf_counter()
         torch.manual_seed(args.seed)
-        full = evaluate(model, data, "test", num_samples=args.elbo_samples)
+        full = evaluate(model, data, split, num_samples=args.elbo_samples, **protocol)
         torch.manual_seed(args.seed)
-        nll = evaluate(model, sub, "test", num_samples=args.eval_samples)
+        nll = evaluate(model, sub, split, num_samples=args.eval_samples, **protocol)
         eval_s = time.perf_counter() - t
         eval_est = max(eval_est, eval_s * len(models))  # re-plan the remaining shares with the measured cost
         row = {
@@ -121,6 +128,9 @@ def table1(args) -> dict:
             "params": model.param_summary(),
             "per_task": {k: {"neg_elbo": full["tasks"][k]["neg_elbo"], "nll": nll["tasks"][k]["nll"]} for k in full["tasks"]},
             "task_summary": full["task_summary"],
+            # standard deviation over the draws of the summary point (the paper's protocol; None for one theta)
+            "spread": {"neg_elbo": full["spread"]["neg_elbo"], "nll": nll["spread"]["nll"],
+                       "kl_u_task": full["spread"]["kl_u_task"]} if full["spread"] else None,
         }
         results[kind] = row
         log(f"{label(kind)}: -EL {row['neg_elbo']:.2f}  -LL {row['nll']:.2f}  KL(z) {row['kl_z']:.2f}  gap {row['gap']:.2f}"
@@ -137,7 +147,8 @@ def table1(args) -> dict:
             "steps": steps, "paper_steps": PAPER_STEPS, "seed": args.seed,
             "eval_samples": args.eval_samples, "elbo_samples": args.elbo_samples,
             "nll_points_per_task": per_task_nll, "n_test": n_test, "n_nll": n_nll,
-            "mean": "mean over tasks of the per-point means",
+            "split": split, "val_fraction": args.val_fraction, "summary": args.summary, "draws": protocol["draws"],
+            "mean": "mean over tasks of the per-point means" + (f", mean over {protocol['draws']} draws of the summary point" if protocol["draws"] > 1 else ""),
             "overrides": args.overrides,
         },
         "step_seconds": timing,
@@ -151,18 +162,34 @@ def table1(args) -> dict:
     return report
 
 
+SUMMARY_TEXT = {
+    "point": "HyperVAE's theta decoded from the posterior mean of q(u | one random training point of the task), {draws} draws per task "
+             "(the paper's evaluation; KL(u) of the same q(u | x_r); ± is the standard deviation over the draws)",
+    "all": "HyperVAE's theta decoded from the posterior mean of q(u | all the task's training points) (our summary, not the paper's)",
+}
+
+
 def table1_markdown(rep: dict, models) -> str:
     p = rep["protocol"]
+    split = p.get("split", "test")
+    val = p.get("val_fraction") or 0
+
+    def cell(r, key, digits=1):
+        spread = (r.get("spread") or {}).get(key)
+        return fmt(r[key], digits) + (f" ± {spread:.{digits}f}" if spread is not None and r[key] is not None else "")
+
     lines = [
-        f"# Table 1, {rep['dataset']}: density estimation (nats per point, test set, mean over tasks)",
+        f"# Table 1, {rep['dataset']}: density estimation (nats per point, {split} set, mean over tasks)",
         "",
         f"Data: {rep['data']['summary']}. Binarization: {rep['data'].get('binarization')} (seed {rep['data'].get('seed')}); "
-        f"split: {rep['data'].get('split')}."
+        f"split: {rep['data'].get('split')}"
+        + (f"; validation: {val:.0%} of each task's training points held out (seed {p['seed']}), never trained on" if val else "") + "."
         + (f" Transform: {rep['data']['transform']}." if "transform" in rep["data"] else ""),
         f"Protocol: {p['target']} target, z {p['z_dim']}-d, u {p['u_dim']}-d, Adam {p['lr']}, batches of {p['points_per_task']} points of one task, "
-        f"**{p['steps']} steps** (paper: {p['paper_steps']}), seed {p['seed']}. -EL: {p['elbo_samples']} z samples per point on all {p['n_test']} test points; "
-        f"-LL: IS with {p['eval_samples']} samples on {p['n_nll']} test points"
-        + (f" ({p['nll_points_per_task']} per task, fixed random subset)" if p["nll_points_per_task"] and p["n_nll"] < p["n_test"] else " (all)") + "."
+        f"**{p['steps']} steps** (paper: {p['paper_steps']}), seed {p['seed']}. -EL: {p['elbo_samples']} z samples per point on all {p['n_test']} {split} points; "
+        f"-LL: IS with {p['eval_samples']} samples on {p['n_nll']} {split} points"
+        + (f" ({p['nll_points_per_task']} per task, fixed random subset, the same for every model)" if p["nll_points_per_task"] and p["n_nll"] < p["n_test"] else " (all)") + ". "
+        + SUMMARY_TEXT[p.get("summary", "all")].format(draws=p.get("draws", 1)) + "."
         + (" **Changed from the protocol:** " + ", ".join(f"{k}={v}" for k, v in p["overrides"].items()) + "." if p.get("overrides") else ""),
         "",
         "| model | -EL | -LL | KL(z) | -EL on the -LL points | gap -EL - -LL | KL(u) per task | steps | train min | eval min |",
@@ -170,7 +197,7 @@ def table1_markdown(rep: dict, models) -> str:
     ]
     for kind, r in rep["results"].items():
         lines.append(
-            f"| {label(kind)} | {r['neg_elbo']:.1f} | {r['nll']:.1f} | {r['kl_z']:.1f} | {r['neg_elbo_on_nll_subset']:.1f} | {r['gap']:.1f} | {fmt(r['kl_u_task'], 2)} | {r['steps']} | "
+            f"| {label(kind)} | {cell(r, 'neg_elbo')} | {cell(r, 'nll')} | {r['kl_z']:.1f} | {r['neg_elbo_on_nll_subset']:.1f} | {r['gap']:.1f} | {cell(r, 'kl_u_task', 2)} | {r['steps']} | "
             + ("reused" if r.get("reused", r["train_seconds"] == 0) else f"{r['train_seconds'] / 60:.1f}") + f" | {r['eval_seconds'] / 60:.1f} |"
         )
     paper = rep.get("paper")

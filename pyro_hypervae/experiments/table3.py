@@ -32,7 +32,7 @@ def table3(args) -> dict:
     if args.dataset not in OUTLIER_SOURCE and not args.outliers:
         raise ValueError(f"table3 pairs image datasets {sorted(OUTLIER_SOURCE)}; for {args.dataset!r} pass --outliers DATASET (same x shape)")
     source = args.outliers or OUTLIER_SOURCE[args.dataset]
-    data = load_dataset(args.dataset, None, args.seed)
+    data = load_dataset(args.dataset, None, args.seed, val_fraction=args.val_fraction)
     other = load_dataset(source, None, args.seed)
     if other.x_shape != data.x_shape:
         raise ValueError(f"outlier source {source} has x shape {other.x_shape}, {args.dataset} has {data.x_shape}")
@@ -40,7 +40,7 @@ def table3(args) -> dict:
     per_task = args.normal_points if not args.quick else 3
     normal = torch.cat([data.points(t, "test")[torch.randperm(len(data.points(t, "test")), generator=g)[:per_task]] for t in range(data.num_tasks)])
     n_out = int(round(0.25 * len(normal)))  # outliers are 20% of the test set
-    pool = other.x[~other.is_train]
+    pool = other.x[other.mask("test")]
     outl = pool[torch.randperm(len(pool), generator=g)[:n_out]]
     train_x = data.x[data.is_train]
     train_x = train_x[torch.randperm(len(train_x), generator=g)[: (100 if args.quick else args.threshold_points)]]

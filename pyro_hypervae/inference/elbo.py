@@ -6,12 +6,14 @@ task t is::
     L(D_t) = sum_i ( E_q[-log p(x_ti | z_ti, theta(u_t))] + KL(q(z_ti | x_ti) || p(z)) )   data | model
              + KL(q(u_t | D_t) || p(u))                                                   model
 
-and the loss is (1 / (T N)) sum_t [ data_t + beta * model_t ]: nats per point,
-the paper's 1/|D| scaling with |D| = N points per task (beta = 1 is the paper).
+and the loss is (1 / (T N)) sum_t [ data_t + beta * w_t * model_t ]: nats per
+point, the paper's 1/|D| scaling (beta = 1 is the paper). ``u_kl_scale``
+chooses w_t: 1 (``"batch"``, |D| read as the N points of the batch, the
+default) or N / |D_t| (``"task"``, |D| read as the whole task's |D_t| points).
 
 ``MDLELBO`` is a ``Trace_ELBO`` whose model and guide are wrapped in the same
-two scale handlers: 1/(T N) on every site and ``beta`` on the ``u`` site(s), so
-the u scaling matches in model and guide. ``MDLELBO.terms`` returns the parts per
+two scale handlers: 1/(T N) on every site and ``beta * w_t`` on the ``u``
+site(s), so the u scaling matches in model and guide. ``MDLELBO.terms`` returns the parts per
 task from one traced sample.
 """
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Optional, Sequence
 
 import pyro.poutine as poutine
 import torch
@@ -91,27 +93,56 @@ class MDLTerms:
         return {k: getattr(self, k).tolist() for k in ("data", "kl_z", "kl_u")} | {"n_points": self.n_points}
 
 
+U_KL_SCALES = ("batch", "task")
+
+
 class MDLELBO(Trace_ELBO):
     """Trace_ELBO on the MDL objective: nats per point, ``beta`` on the u-KL.
 
     Args:
         beta: weight of KL(q(u|D) || p(u)) (1 = the paper).
+        u_kl_scale: how a task's u-KL is shared among the points of a batch of
+            N of its points. ``"batch"`` (the paper's 1/|D| read with |D| = N,
+            the default): each task's KL(u) / N per point. ``"task"``: the whole
+            task's code length L(D_t) / |D_t|, estimated from the batch: the
+            data term per point plus KL(u) / |D_t|, so the u term weighs
+            N / |D_t| of ``"batch"``'s (docs/objective.md derives both).
+        task_sizes: |D_t| of every task (num_tasks,), needed by ``"task"``;
+            the model's second argument names the batch's tasks.
         latent_sites: the names of the hyper-latent sites that ``beta`` weighs.
         **kwargs: passed to ``Trace_ELBO`` (``num_particles``,
             ``vectorize_particles``, ...).
     """
 
-    def __init__(self, beta: float = 1.0, latent_sites: Iterable[str] = ("u",), **kwargs):
+    def __init__(self, beta: float = 1.0, u_kl_scale: str = "batch", task_sizes: Optional[Sequence[int]] = None,
+                 latent_sites: Iterable[str] = ("u",), **kwargs):
         kwargs.setdefault("max_plate_nesting", MAX_PLATE_NESTING)
         super().__init__(**kwargs)
         if not beta >= 0:
             raise ValueError(f"beta must be >= 0, got {beta}")
+        if u_kl_scale not in U_KL_SCALES:
+            raise ValueError(f"u_kl_scale must be one of {list(U_KL_SCALES)}, got {u_kl_scale!r}")
+        if u_kl_scale == "task" and task_sizes is None:
+            raise ValueError("u_kl_scale='task' needs task_sizes, the number of training points of every task")
         self.beta = float(beta)
+        self.u_kl_scale = u_kl_scale
+        self.task_sizes = None if task_sizes is None else torch.as_tensor(task_sizes, dtype=torch.get_default_dtype())
         self.latent_sites = tuple(latent_sites)
+
+    def u_factor(self, args) -> float | Tensor:
+        """The weight of the u sites relative to the data's: ``beta``, times
+        N / |D_t| per task (a (T, 1) tensor, the u sites' batch shape) for ``"task"``."""
+        if self.u_kl_scale == "batch":
+            return self.beta
+        T, N = _batch_size(args)
+        task_idx = args[1] if len(args) > 1 else None
+        if task_idx is None:
+            raise ValueError("u_kl_scale='task' weighs each task's KL(u) by its size: pass the batch's task indices, model(x, task_idx)")
+        return self.beta * N / self.task_sizes[torch.as_tensor(task_idx)].reshape(T, 1)
 
     def _wrap(self, fn: Callable, args) -> Callable:
         T, N = _batch_size(args)
-        return poutine.scale(_ScaleSites(self.latent_sites, self.beta)(fn), scale=1.0 / (T * N))
+        return poutine.scale(_ScaleSites(self.latent_sites, self.u_factor(args))(fn), scale=1.0 / (T * N))
 
     def _get_traces(self, model, guide, args, kwargs):
         yield from super()._get_traces(self._wrap(model, args), self._wrap(guide, args), args, kwargs)

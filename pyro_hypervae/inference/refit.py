@@ -49,6 +49,7 @@ def refit(
     tasks_per_batch: int = 10,
     points_per_task: int = 64,
     beta: float = 1.0,
+    u_kl_scale: str = "batch",
     num_particles: int = 1,
     seed: int = 0,
 ) -> List[float]:
@@ -59,14 +60,16 @@ def refit(
     (``tasks_per_batch`` x ``points_per_task``, seeded by ``seed``);
     ``full_batch=True`` uses every ``split`` point of every task each step
     (``task_batch``; padding masked). Each batch carries its task indices, so a
-    per-task u-guide fits the right tasks. Leaves the model in eval mode.
+    per-task u-guide fits the right tasks. ``beta`` and ``u_kl_scale`` as in
+    ``MDLELBO``. Leaves the model in eval mode.
     """
     params = part_parameters(model, parts)
     if not params:
         raise ValueError(f"part(s) {list(parts) if not isinstance(parts, str) else [parts]} of this model have no parameters to fit")
     if steps < 0 or not lr > 0:
         raise ValueError(f"need steps >= 0 and lr > 0, got steps={steps}, lr={lr}")
-    elbo = MDLELBO(beta=beta, num_particles=num_particles, vectorize_particles=num_particles > 1)
+    elbo = MDLELBO(beta=beta, u_kl_scale=u_kl_scale, task_sizes=data.counts(split), num_particles=num_particles,
+                   vectorize_particles=num_particles > 1)
     optim = torch.optim.Adam(params, lr=lr)
     wrap = None
     if full_batch:

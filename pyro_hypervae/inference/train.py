@@ -50,7 +50,8 @@ def fit(
     out = Path(out_dir) if out_dir is not None else None
     pyro.set_rng_seed(config.seed)
     sampler = TaskSampler(data, t.tasks_per_batch, t.points_per_task, generator=torch.Generator().manual_seed(config.seed))
-    elbo = MDLELBO(beta=t.beta, num_particles=t.num_particles, vectorize_particles=t.num_particles > 1)
+    elbo = MDLELBO(beta=t.beta, u_kl_scale=t.u_kl_scale, task_sizes=data.counts("train"),
+                   num_particles=t.num_particles, vectorize_particles=t.num_particles > 1)
     optim = torch.optim.Adam(model.parameters(), lr=t.lr, betas=(0.9, 0.999), foreach=True)
     history: List[dict] = []
     start = 0

@@ -43,8 +43,8 @@ def build_model(config: Config, data: TaskDataset) -> TargetHierarchy:
 
 
 def load_data(config: Config) -> TaskDataset:
-    """The dataset a config names, binarized and split as the run saw it."""
-    return load_dataset(config.data.dataset, config.data.binarization, config.seed, config.data.test_fraction)
+    """The dataset a config names, binarized and split (train, validation, test) as the run saw it."""
+    return load_dataset(config.data.dataset, config.data.binarization, config.seed, config.data.test_fraction, config.data.val_fraction)
 
 
 def load_run(run_dir: str | Path):
