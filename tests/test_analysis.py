@@ -6,6 +6,7 @@ import arviz as az
 import numpy as np
 import pytest
 import torch
+from scipy.special import logsumexp
 
 from pyro_hypervae import Config, build_model, fit
 from pyro_hypervae.cli import main
@@ -107,7 +108,13 @@ def test_loo_and_lppd(idata):
     loo = az.loo(idata)
     assert np.isfinite(loo.elpd_loo) and np.isfinite(loo.se)
     held = lppd(idata)
-    assert held["pointwise"].shape == (idata.log_likelihood.sizes["obs"],)
+    # by hand: lppd_i = log mean_s p(x_i | u_s), and WAIC's elpd = lppd - sum_i var_s log p(x_i | u_s)
+    ll = idata.log_likelihood["x"].values.reshape(-1, idata.log_likelihood.sizes["obs"])
+    pointwise = logsumexp(ll, 0) - np.log(len(ll))
+    np.testing.assert_allclose(held["pointwise"], pointwise, rtol=1e-6)
+    assert held["elpd"] == pytest.approx(pointwise.sum(), rel=1e-6)
+    assert held["se"] == pytest.approx(np.sqrt(len(pointwise)) * pointwise.std(ddof=1), rel=1e-6)
+    assert az.waic(idata).elpd_waic == pytest.approx(pointwise.sum() - ll.var(0).sum(), rel=1e-5)
     # PSIS-LOO on held-out points is a slightly pessimistic version of their lppd
     assert loo.elpd_loo <= held["elpd"] + 1e-6
     assert loo.elpd_loo > held["elpd"] - 0.2 * abs(held["elpd"])
@@ -156,19 +163,31 @@ def test_supplied_draws_and_from_nuts(trained, digits):
 
 
 def test_plots(trained, idata, digits):
+    """The plots show the draws they are given: the forest plot's medians and 94%
+    HDIs are those of u for the most active dims (chosen here by hand), and the
+    pair plot's points are each posterior's draws of the task's two dims."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    u = idata.posterior["u"].values  # (chain, draw, task, u_dim)
+    flat = u.reshape(-1, u.shape[2], u.shape[3])
+    by_hand = list(np.argsort(-flat.mean(0).var(0))[:2])  # dims whose posterior means vary most across tasks
     dims = active_u_dims(idata, 2)
-    assert len(dims) == 2 and len(set(dims)) == 2
-    axes = plot_u_forest(idata, u_dims=dims)
-    assert len(np.atleast_1d(axes)) >= 1
+    assert dims == [int(d) for d in by_hand]
+    ax = np.atleast_1d(plot_u_forest(idata, u_dims=dims)).ravel()[0]
+    medians = sorted(line.get_xdata()[0] for line in ax.get_lines())
+    np.testing.assert_allclose(medians, sorted(np.median(flat[:, :, dims], 0).ravel()), rtol=1e-5)
+    segments = {tuple(np.round(s[:, 0], 4)) for c in ax.collections for s in c.get_segments()}
+    hdi = az.hdi(idata, hdi_prob=0.94)["u"].values[:, dims]  # (task, dim, 2)
+    assert {tuple(np.round(h, 4)) for h in hdi.reshape(-1, 2)} <= segments
     other = to_inference_data(trained[0], digits, num_samples=10, num_chains=1, is_samples=2, max_points_per_task=1, seed=3)
-    axes = plot_u_forest({"a": idata, "b": other}, u_dims=dims, tasks=["0", "1"])
+    plot_u_forest({"a": idata, "b": other}, u_dims=dims, tasks=["0", "1"])
     axes = plot_u_pair({"a": idata, "b": other}, task="0", u_dims=dims)
-    assert np.asarray(axes).shape == (2, 2)
+    for points, source in zip(axes[1, 0].collections, (idata, other)):
+        draws = source.posterior["u"].sel(task="0").values.reshape(-1, u.shape[3])
+        np.testing.assert_allclose(points.get_offsets(), draws[:, dims], rtol=1e-6)
     plt.close("all")
 
 

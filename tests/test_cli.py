@@ -7,7 +7,8 @@ import sys
 import pytest
 
 from pyro_hypervae.cli import main
-from pyro_hypervae.config import Config
+from pyro_hypervae.config import PATHS, Config
+from pyro_hypervae.registry import EXPERIMENTS, MODELS, PRIORS, TASK_ENCODERS, U_GUIDES
 
 FAST = ["--steps", "30", "--z-dim", "3", "--u-dim", "3", "--eval-samples", "16", "--no-progress"]
 
@@ -52,9 +53,17 @@ def test_config_file_and_bad_input(tmp_path, capsys):
 
 
 def test_help_lists_every_option():
+    """Every config setting has a flag, and a setting that picks a part lists
+    every registered choice; every experiment is a reproduce command."""
     out = subprocess.run([sys.executable, "-m", "pyro_hypervae.cli", "train", "--help"], capture_output=True, text=True).stdout
-    for flag in ["--dataset", "--model", "--steps", "--out", "--config", "--resume", "--beta", "--task-encoder"]:
+    for short in PATHS:
+        assert f"--{short.replace('_', '-')} " in out, short
+    for short, registry in (("prior", PRIORS), ("task_encoder", TASK_ENCODERS), ("model", MODELS), ("u_guide", U_GUIDES)):
+        assert f"--{short.replace('_', '-')} {{{','.join(registry.names())}}}" in out
+    for flag in ["--out", "--config", "--resume", "--set"]:
         assert flag in out
+    out = subprocess.run([sys.executable, "-m", "pyro_hypervae.cli", "reproduce", "--help"], capture_output=True, text=True).stdout
+    assert all(name in out for name in EXPERIMENTS.names())
 
 
 @pytest.mark.parametrize("kind", ["metavae", "pertask"])

@@ -7,13 +7,30 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_figures_are_committed():
-    for name in ("hypervae_model.svg", "hypervae_model.png", "pooled_vae_model.svg", "u_forest.png", "u_pair_nuts.png"):
-        assert (ROOT / "docs" / "img" / name).stat().st_size > 0, name
+    """The pictures are readable images with something drawn, and the plate
+    diagrams show the sites and plates of the models as they are now."""
+    import re
+
+    import matplotlib.image as mpimg
+
+    from pyro_hypervae import HyperVAE, MLPVAE, PooledVAE
+    from pyro_hypervae.analysis import render_model
+
+    for name in ("hypervae_model.png", "u_forest.png", "u_pair_nuts.png"):
+        img = mpimg.imread(ROOT / "docs" / "img" / name)
+        assert img.ndim == 3 and min(img.shape[:2]) >= 100 and img[..., :3].std() > 0.05, name
+    target = MLPVAE((4,), z_dim=2, hidden=(3,))
+    for name, model in (("hypervae_model.svg", HyperVAE(target, u_dim=2)), ("pooled_vae_model.svg", PooledVAE(target))):
+        drawn = set(re.findall(r">([A-Za-z_]+)</text>", (ROOT / "docs" / "img" / name).read_text()))
+        source = render_model(model, torch.rand(2, 3, 4), render_distributions=False).source
+        now = set(re.findall(r"label=(\w+)", source))  # the model's sites and plates as Pyro draws them today
+        assert now == drawn, (name, now, drawn)
 
 
 def test_mkdocs_build_strict(tmp_path):

@@ -48,9 +48,13 @@ def test_evaluate_report(digits):
         assert set(["nll", "neg_elbo", "kl_z", "kl_u"]) <= set(m)
         assert all(math.isfinite(m[k]) for k in ("nll", "neg_elbo", "kl_z", "kl_u"))
         assert m["nll"] <= m["neg_elbo"] + 1e-4
-        assert m["kl_u"] * m["n_points"] == pytest.approx(m["kl_u_task"])
     mean_nll = sum(m["nll"] for m in r["tasks"].values()) / 10
     assert r["mean"]["nll"] == pytest.approx(mean_nll)
+    for t, name in enumerate(digits.task_names):  # KL(u) in closed form, from q(u | the task's training points)
+        loc, scale = hvae.posterior_u(digits.points(t, "train").unsqueeze(0))
+        kl = 0.5 * (loc**2 + scale**2 - 1).sum() - scale.log().sum()
+        assert r["tasks"][name]["kl_u_task"] == pytest.approx(kl.item(), rel=1e-5)
+        assert r["tasks"][name]["kl_u"] == pytest.approx(kl.item() / len(digits.points(t, "test")), rel=1e-5)
     assert "training points" in r["task_summary"]
     vae = evaluate(PooledVAE(MLPVAE((1, 8, 8), z_dim=3, hidden=(16,))), digits, num_samples=8)
     assert "kl_u" not in vae["mean"]

@@ -7,7 +7,7 @@ import torch
 from pyro_hypervae.experiments.report import param_table
 from pyro_hypervae.config import Config
 from pyro_hypervae.data import TaskDataset, TaskSampler
-from pyro_hypervae.evaluation import evaluate
+from pyro_hypervae.evaluation import evaluate, point_metrics
 from pyro_hypervae.inference import MDLELBO, fit
 from pyro_hypervae.models import HyperVAE, MetaVAE, PerTaskVAE, PooledVAE, build_model
 from pyro_hypervae.nets import ConvVAE, MLPVAE
@@ -93,21 +93,41 @@ def test_fit_and_evaluate(kind, tmp_path):
     model = build_model(config, data)
     history = fit(model, data, config, out_dir=tmp_path, progress=False)
     assert len(history) == 2 and all(h["kl_u"] == 0 for h in history)
+    torch.manual_seed(0)
     r = evaluate(model, data, num_samples=8)
-    assert r["model"] == kind and set(r["tasks"]) == {"t0", "t1", "t2"}
-    assert all(torch.isfinite(torch.tensor(v)) for v in r["mean"].values())
-    assert "indexed by task" in r["task_summary"]
+    assert r["model"] == kind and set(r["tasks"]) == {"t0", "t1", "t2"} and "indexed by task" in r["task_summary"]
+    # by hand: each task's metrics under the parameters of its own row, on the same importance samples
+    rows = {n: p.detach() for n, p in model.named_parameters()}
+    torch.manual_seed(0)
+    for t, name in enumerate(data.task_names):
+        if kind == "metavae":
+            theta = {n: rows[f"encoder.{n}"] for n in model.target.encoder_names} | {n: rows[f"decoders.{n}"][t : t + 1] for n in model.target.decoder_names}
+        else:
+            theta = {n: rows[f"theta.{n}"][t : t + 1] for n in model.target.param_shapes}
+        m = point_metrics(model, data.points(t, "test"), theta, num_samples=8)
+        for key in ("nll", "neg_elbo", "kl_z"):
+            assert r["tasks"][name][key] == pytest.approx(m[key].mean().item(), rel=1e-6), (name, key)
+    assert r["mean"]["nll"] == pytest.approx(sum(r["tasks"][n]["nll"] for n in data.task_names) / 3)
 
 
 def test_param_counts():
+    """Learned parameters against counts by hand from the architectures."""
     target = ConvVAE((1, 28, 28), z_dim=10)
-    enc, dec = target.num_params(target.encoder_names), target.num_params(target.decoder_names)
+    # encoder: conv 1->32 3x3, conv 32->64 3x3, dense 64*7*7 -> 100, two heads 100 -> 10; the decoder mirrors it
+    enc = (32 * 9 + 32) + (64 * 32 * 9 + 64) + (3136 * 100 + 100) + 2 * (100 * 10 + 10)
+    dec = (10 * 100 + 100) + (100 * 3136 + 3136) + (64 * 32 * 9 + 32) + (32 * 1 * 9 + 1)
+    assert (target.num_params(target.encoder_names), target.num_params(target.decoder_names)) == (enc, dec)
     meta, per, pooled = MetaVAE(target, 10), PerTaskVAE(target, 10), PooledVAE(target)
     assert meta.param_summary() == {"encoder": enc, "decoder": 10 * dec, "total": enc + 10 * dec, "target_vae": enc + dec}
     assert per.param_summary()["total"] == 10 * (enc + dec)
     assert pooled.param_summary()["total"] == enc + dec
     assert meta.param_counts()["decoders"] == 10 * dec
     hv = HyperVAE(MLPVAE((12,), z_dim=3, hidden=(16,)), u_dim=3, rank=4, trunk_width=8)
-    assert hv.param_summary()["total"] == sum(p.numel() for p in hv.parameters())
+    # hyper-decoder: trunk u 3 -> 8 -> 4x4, then per target tensor viewed as m x n: U (m x 4), V (4 x n), B (m x n)
+    views = [(16, 12), (16, 1), (3, 16), (3, 1), (3, 16), (3, 1), (16, 3), (16, 1), (12, 16), (12, 1)]
+    hyper = (3 * 8 + 8) + (8 * 16 + 16) + sum(m * 4 + 4 * n + m * n for m, n in views)
+    # u-guide: its own copy of the feature layer 12 -> 16, and a head 16 -> 2 x 3 (loc and scale of u)
+    u_guide = (16 * 12 + 16) + (16 * 6 + 6)
+    assert hv.param_summary() == {"encoder": u_guide, "decoder": hyper, "total": u_guide + hyper, "target_vae": 16 * 12 + 16 + 2 * (3 * 16 + 3) + 16 * 3 + 16 + 12 * 16 + 12}
     table = param_table({"VAE": pooled, "MetaVAE": meta})
     assert "| MetaVAE |" in table and "445 + 445 x tasks" in table

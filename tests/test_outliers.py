@@ -38,12 +38,31 @@ def test_scores_agree_with_point_metrics():
     torch.testing.assert_close(s, ref, atol=0.05, rtol=0)
 
 
-def test_each_model_scores():
+def test_each_model_scores_by_hand():
+    """Each model's scores against their definitions, computed one model at a
+    time with point_metrics: HyperVAE under theta from q(u | the point alone),
+    MetaVAE the mean over its tasks' decoders (and KL(z) of its shared encoder),
+    per-task VAEs the smallest over the tasks."""
     target = MLPVAE((6,), z_dim=2, hidden=(8,))
     x = torch.rand(5, 6).round()
-    for m, names in ((HyperVAE(target, u_dim=2, rank=3, trunk_width=4), {"neg_elbo"}), (MetaVAE(target, 3), {"neg_elbo", "kl"}), (PerTaskVAE(target, 3), {"neg_elbo"})):
-        s = outlier_scores(m, x, num_samples=3, chunk=2)
-        assert set(s) == names and all(v.shape == (5,) and torch.isfinite(v).all() for v in s.values())
+    K = 20000
+
+    def neg_elbo(model, theta, pts):
+        return point_metrics(model, pts, theta, num_samples=K)
+
+    hv = HyperVAE(target, u_dim=2, rank=3, trunk_width=4, perturbation=1.0)
+    s = outlier_scores(hv, x, num_samples=K, chunk=2)
+    assert set(s) == {"neg_elbo"}
+    ref = torch.cat([neg_elbo(hv, hv.task_theta(x[i : i + 1, None]), x[i : i + 1])["neg_elbo"] for i in range(5)])
+    torch.testing.assert_close(s["neg_elbo"], ref, atol=0.06, rtol=0)
+    for model, combine in ((MetaVAE(target, 3), lambda v: v.mean(0)), (PerTaskVAE(target, 3), lambda v: v.min(0).values)):
+        s = outlier_scores(model, x, num_samples=K)
+        per_task = [neg_elbo(model, model.task_theta(x[None], torch.tensor([t])), x) for t in range(3)]
+        torch.testing.assert_close(s["neg_elbo"], combine(torch.stack([m["neg_elbo"] for m in per_task])), atol=0.06, rtol=0)
+        assert set(s) == set(model.scores)
+    meta = MetaVAE(target, 3)
+    shared_encoder = meta.task_theta(x[None], torch.tensor([0]))  # any task's row: the encoder is shared
+    torch.testing.assert_close(outlier_scores(meta, x)["kl"], point_metrics(meta, x, shared_encoder, num_samples=1)["kl_z"])
 
 
 def test_hypervae_score_uses_each_point_alone():
