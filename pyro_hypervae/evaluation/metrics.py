@@ -1,16 +1,20 @@
 """Evaluation: the paper's Table 1 columns per task and averaged.
 
-For task t, theta_t is decoded from the posterior mean of q(u | D_t) where the
-task summary D_t is the task's *training* points (for the random-point encoder
-the mean is averaged over every training point as the random draw); the pooled
-VAE uses its single theta. Then, for each evaluated point x, in nats:
+For task t, theta_t is decoded from the posterior mean of q(u | D_t), where
+the task summary D_t is, for ``summary="all"`` (the default), all the task's
+*training* points (the random-point encoder then averages loc and scale over
+every training point), or, for ``summary="point"`` (the paper's protocol), one
+random training point, drawn R times with the numbers averaged over the draws.
+The evaluated points never enter the summary. Models without a hyper-latent
+use their one theta per task. Then, for each evaluated point x, in nats:
 
 * neg_elbo: E_q(z|x)[-log p(x|z, theta_t)] + KL(q(z|x) || p(z))
 * nll: -log p(x | theta_t) by importance sampling with q(z|x) as proposal and K
   samples: -log (1/K sum_k p(x|z_k) p(z_k) / q(z_k|x))
 * kl_z: KL(q(z|x) || p(z)), closed form
-* kl_u: KL(q(u|D_t) || p(u)) divided by the number of evaluated points of the
-  task (the model's description length per point); ``kl_u_task`` is the total.
+* kl_u: KL(q(u|D_t) || p(u)) of the same q(u | D_t) that decoded theta,
+  divided by the number of evaluated points of the task (the model's
+  description length per point); ``kl_u_task`` is the total.
 """
 
 from __future__ import annotations
