@@ -128,3 +128,26 @@ def test_reproduce_resumes_an_unfinished_run(tiny_npz, tmp_path, capsys):
     assert run("stopped", 2) == 2
     assert "holds a longer run (3 steps, 2 asked)" in capsys.readouterr().err
     assert (tmp_path / "stopped" / "tiny" / "hypervae" / "checkpoint.pt").read_bytes() == before
+
+
+def test_summary_labels_another_task_summary_and_refuses_mixed_splits():
+    """A HyperVAE evaluated with theta from all training points sits beside the
+    paper's one-random-point evaluation as its own row; reports of validation
+    and test points are never summarised together."""
+    reps = []
+    for seed, hv, all_points in ((0, (240.0, 238.0), (239.0, 237.5)), (1, (241.0, 239.0), (240.5, 238.0))):
+        point = _report(seed, hv, (242.0, 241.0))
+        point["protocol"] |= {"summary": "point", "draws": 3, "split": "val", "val_fraction": 0.1}
+        other = point | {"results": {"hypervae": point["results"]["hypervae"] | {"neg_elbo": all_points[0], "nll": all_points[1]}},
+                         "protocol": point["protocol"] | {"summary": "all", "draws": 1}}
+        reps += [point, other]
+    s = summarize_table1(reps)
+    assert list(s["results"]) == ["hypervae", "vae", "hypervae (summary=all)"]
+    assert s["hypervae_minus"]["hypervae (summary=all)"]["vae"]["nll"]["per_seed"] == pytest.approx([-3.5, -3.0])
+    assert s["split"] == "val" and s["draws"] == 3
+    md = summary_markdown(s, ["a.json"])
+    assert "HyperVAE (summary=all)" in md and "held out for validation" in md and "one random training point" in md
+    test = _report(2, (1, 1), (1, 1))
+    test["protocol"] |= {"split": "test", "val_fraction": 0.1}
+    with pytest.raises(ValueError, match="differ in split"):
+        summarize_table1(reps + [test])

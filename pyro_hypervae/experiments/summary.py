@@ -72,22 +72,28 @@ def summarize_table1(reports: List[dict]) -> dict:
     ``reports``: table1 JSON reports of one dataset and one protocol; the
     reports of one seed are merged (``merge_by_seed``). A model run with
     ``--set`` settings becomes its own row (``variant_key``), so a HyperVAE
-    variant sits beside the protocol's HyperVAE and baselines. Rows missing
-    from some seed are left out and listed under ``"incomplete"``."""
+    variant sits beside the protocol's HyperVAE and baselines; so does a model
+    evaluated with another task summary than the paper's one random point,
+    when the reports mix them ("summary=all"). Rows missing from some seed are
+    left out and listed under ``"incomplete"``."""
     for r in reports:
         if r.get("table") != "table1":
             raise ValueError(f"not a table1 report (table={r.get('table')!r})")
     datasets = {r.get("dataset") for r in reports}
     if len(datasets) != 1:
         raise ValueError(f"the reports must all be of one dataset, got {sorted(map(str, datasets))}")
-    for key in ("steps", "n_nll", "eval_samples"):
-        vals = {r["protocol"][key] for r in reports}
+    defaults = {"split": "test", "val_fraction": 0.0}  # of reports written before these were recorded
+    for key in ("steps", "n_nll", "eval_samples", "split", "val_fraction"):
+        vals = {r["protocol"].get(key, defaults.get(key)) for r in reports}
         if len(vals) != 1:
             raise ValueError(f"the reports differ in {key} {sorted(vals)}; summarise runs of one protocol")
-    # key each result row by model and the settings its run changed (--set)
+    # key each result row by model and the settings its run changed (--set), and its task summary where they mix
+    summaries = {r["protocol"].get("summary", "all") for r in reports}
     keyed = []
     for r in reports:
-        changed = r["protocol"].get("overrides") or {}
+        changed = dict(r["protocol"].get("overrides") or {})
+        if len(summaries) > 1 and r["protocol"].get("summary", "all") != "point":
+            changed["summary"] = r["protocol"].get("summary", "all")
         keyed.append(r | {"results": {variant_key(m, changed): row | {"model": m, "overrides": changed} for m, row in r["results"].items()}})
     reports = merge_by_seed(keyed)
     if len(reports) < 2:
@@ -126,6 +132,8 @@ def summarize_table1(reports: List[dict]) -> dict:
     p = reports[0]["protocol"]
     return {"table": "table1-seeds", "dataset": reports[0]["dataset"], "seeds": seeds, "steps": p["steps"],
             "n_nll": p["n_nll"], "n_test": p["n_test"], "eval_samples": p["eval_samples"],
+            "split": p.get("split", "test"), "val_fraction": p.get("val_fraction", 0.0),
+            "draws": max(r["protocol"].get("draws", 1) for r in reports), "summaries": sorted(summaries),
             "results": rows, "hypervae_minus": diffs, "incomplete": sorted(set(seen) - set(keys)), "paper": reports[0].get("paper")}
 
 
@@ -133,9 +141,16 @@ def summary_markdown(summary: dict, sources: List[str]) -> str:
     seeds = summary["seeds"]
     lines = [
         f"# Table 1, {summary['dataset']}, {len(seeds)} seeds ({', '.join(map(str, seeds))}): mean ± std over seeds (nats per point)", "",
-        f"{summary['steps']} steps per model; -EL on all {summary['n_test']} test points, -LL with {summary['eval_samples']} importance "
-        f"samples on {summary['n_nll']} test points (the same points for every model of a seed). A seed sets the "
-        "initialisation, the batch order and the static binarization draw, so seeds differ in data as well.", "",
+        f"{summary['steps']} steps per model; -EL on all {summary['n_test']} {summary.get('split', 'test')} points, -LL with {summary['eval_samples']} importance "
+        f"samples on {summary['n_nll']} {summary.get('split', 'test')} points (the same points for every model of a seed). A seed sets the "
+        "initialisation, the batch order, the static binarization draw" + (" and the validation split" if summary.get("val_fraction") else "")
+        + ", so seeds differ in data as well."
+        + (f" Models trained on {1 - summary['val_fraction']:.0%} of each class's training points ({summary['val_fraction']:.0%} held out for validation)."
+           if summary.get("val_fraction") else "")
+        + (f" HyperVAE's theta from q(u | one random training point of the task), mean over {summary['draws']} draws (the paper's evaluation)"
+           if "point" in summary.get("summaries", []) else "")
+        + ("; summary=all: theta from q(u | all the task's training points)." if "all" in summary.get("summaries", []) and "point" in summary.get("summaries", []) else
+           ("." if "point" in summary.get("summaries", []) else "")), "",
         "| model | " + " | ".join(label for _, label in SUMMARY_COLUMNS) + " |", "|---" * (len(SUMMARY_COLUMNS) + 1) + "|",
     ]
     for k, row in summary["results"].items():
