@@ -23,6 +23,9 @@ def test_train_evaluate_sample(tmp_path, capsys):
     assert set(metrics["tasks"]) == {str(i) for i in range(10)}
     assert set(metrics["mean"]) == {"nll", "neg_elbo", "kl_z", "kl_u"}
     assert set(metrics["tasks"]["3"]) >= {"nll", "neg_elbo", "kl_z", "kl_u"}
+    assert main(["evaluate", "--run", str(run), "--summary", "point", "--draws", "2", "--eval-samples", "4"]) == 0
+    point = json.loads((run / "metrics.json").read_text())
+    assert point["summary"] == "point" and point["draws"] == 2 and point["spread"]["nll"] >= 0
     assert main(["sample", "--run", str(run), "--task", "3", "--n", "16"]) == 0
     png = run / "samples_task3.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..analysis.samples import sample_task, save_grid
 from ..checkpoint import CHECKPOINT_FILE, CONFIG_FILE
 from ..config import Config
-from ..evaluation.metrics import evaluate, format_table
+from ..evaluation.metrics import SUMMARIES, evaluate, format_table
 from ..inference.train import fit
 from ..models.build import build_model, load_data, load_run
 from .settings import add_setting_flags, config_from_args
@@ -40,7 +40,7 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     config, data, model = load_run(args.run)
     samples = args.eval_samples or config.eval.samples
-    result = evaluate(model, data, split=args.split, num_samples=samples)
+    result = evaluate(model, data, split=args.split, num_samples=samples, summary=args.summary, draws=args.draws, seed=args.seed)
     path = Path(args.run) / "metrics.json"
     path.write_text(json.dumps(result, indent=2))
     print(format_table([result]))
@@ -92,8 +92,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("evaluate", help="test-set metrics of a run; writes RUN/metrics.json")
     p.add_argument("--run", required=True, help="run directory")
-    p.add_argument("--split", default="test", choices=["train", "test"], help="which points to evaluate")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"], help="which points to evaluate")
     p.add_argument("--eval-samples", type=int, default=None, help="importance samples for the NLL (default from config)")
+    p.add_argument("--summary", default="all", choices=SUMMARIES,
+                   help="theta of a task from q(u | all its training points) (all, default) or from q(u | one random "
+                        "training point), --draws times (point: the paper's evaluation)")
+    p.add_argument("--draws", type=int, default=5, help="random training points per task for --summary point (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random training points")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("sample", help="PNG grid of samples from one task's generated VAE")
