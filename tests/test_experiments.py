@@ -144,9 +144,11 @@ def test_summary_labels_another_task_summary_and_refuses_mixed_splits():
     s = summarize_table1(reps)
     assert list(s["results"]) == ["hypervae", "vae", "hypervae (summary=all)"]
     assert s["hypervae_minus"]["hypervae (summary=all)"]["vae"]["nll"]["per_seed"] == pytest.approx([-3.5, -3.0])
+    assert s["variant_minus_hypervae"]["hypervae (summary=all)"]["nll"]["per_seed"] == pytest.approx([-0.5, -1.0])
     assert s["split"] == "val" and s["draws"] == 3
     md = summary_markdown(s, ["a.json"])
     assert "HyperVAE (summary=all)" in md and "held out for validation" in md and "one random training point" in md
+    assert "| HyperVAE (summary=all) | -0.75 (-1.00, -0.50) | -0.75 (-0.50, -1.00) |" in md
     test = _report(2, (1, 1), (1, 1))
     test["protocol"] |= {"split": "test", "val_fraction": 0.1}
     with pytest.raises(ValueError, match="differ in split"):

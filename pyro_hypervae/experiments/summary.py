@@ -115,13 +115,19 @@ def summarize_table1(reports: List[dict]) -> dict:
             row[col] = {"mean": float(a.mean()), "std": float(a.std(ddof=1)), "per_seed": a.tolist()}
         row["steps"] = [r["results"][k]["steps"] for r in reports]
         rows[k] = row
+    def paired(a: str, b: str) -> dict:
+        out = {}
+        for col in ("neg_elbo", "nll"):
+            d = np.asarray(rows[a][col]["per_seed"]) - np.asarray(rows[b][col]["per_seed"])
+            out[col] = {"mean": float(d.mean()), "max": float(d.max()), "min": float(d.min()), "per_seed": d.tolist()}
+        return out
+
+    # each HyperVAE variant minus the protocol's HyperVAE (the row without a label), seed by seed
+    variant_minus = {k: paired(k, "hypervae") for k in keys if rows[k]["model"] == "hypervae" and k != "hypervae" and "hypervae" in rows}
     diffs: Dict[str, dict] = {}
     for hv in (k for k in keys if rows[k]["model"] == "hypervae"):
         for base in (k for k in keys if rows[k]["model"] != "hypervae"):
-            entry = diffs.setdefault(hv, {}).setdefault(base, {})
-            for col in ("neg_elbo", "nll"):
-                d = np.asarray(rows[hv][col]["per_seed"]) - np.asarray(rows[base][col]["per_seed"])
-                entry[col] = {"mean": float(d.mean()), "max": float(d.max()), "min": float(d.min()), "per_seed": d.tolist()}
+            entry = diffs.setdefault(hv, {}).setdefault(base, paired(hv, base))
             # -LL task by task, where the reports carry per-task numbers
             if all("per_task" in r["results"][k] for r in reports for k in (hv, base)):
                 tasks = list(reports[0]["results"][hv]["per_task"])
@@ -134,7 +140,7 @@ def summarize_table1(reports: List[dict]) -> dict:
             "n_nll": p["n_nll"], "n_test": p["n_test"], "eval_samples": p["eval_samples"],
             "split": p.get("split", "test"), "val_fraction": p.get("val_fraction", 0.0),
             "draws": max(r["protocol"].get("draws", 1) for r in reports), "summaries": sorted(summaries),
-            "results": rows, "hypervae_minus": diffs, "incomplete": sorted(set(seen) - set(keys)), "paper": reports[0].get("paper")}
+            "results": rows, "hypervae_minus": diffs, "variant_minus_hypervae": variant_minus, "incomplete": sorted(set(seen) - set(keys)), "paper": reports[0].get("paper")}
 
 
 def summary_markdown(summary: dict, sources: List[str]) -> str:
@@ -163,6 +169,12 @@ def summary_markdown(summary: dict, sources: List[str]) -> str:
             for base, d in per_base.items():
                 cells = [f"{d[c]['mean']:+.2f} ({', '.join(f'{v:+.2f}' for v in d[c]['per_seed'])})" for c in ("neg_elbo", "nll")]
                 lines.append(f"| {row_label(summary, hv)} | {row_label(summary, base)} | " + " | ".join(cells) + " |")
+    if summary.get("variant_minus_hypervae"):
+        lines += ["", "Each HyperVAE variant minus HyperVAE as in the protocol, seed by seed (negative: the variant better):", "",
+                  "| variant | -EL: mean (per seed) | -LL: mean (per seed) |", "|---|---|---|"]
+        for k, d in summary["variant_minus_hypervae"].items():
+            cells = [f"{d[c]['mean']:+.2f} ({', '.join(f'{v:+.2f}' for v in d[c]['per_seed'])})" for c in ("neg_elbo", "nll")]
+            lines.append(f"| {row_label(summary, k)} | " + " | ".join(cells) + " |")
     if summary.get("incomplete"):
         lines += ["", "Left out (not run for every seed): " + ", ".join(summary["incomplete"]) + "."]
     paper = summary.get("paper")
