@@ -8,6 +8,7 @@ importing only from the stages before it (``docs/architecture.md``)::
     hyper/        parameter generators: u -> theta         MatrixHyperDecoder
     inference/    priors, u-guides, MDL ELBO, SVI, NUTS    MDLELBO, fit, refit, nuts_u
     models/       Pyro model + guide pairs                 HyperVAE, PooledVAE, MetaVAE, PerTaskVAE
+    hypergan/     the second system's wing (models' rank)  HyperGAN, IndependentEnsemble, MCDropout
     evaluation/   metrics, outlier scores, diagnostics     evaluate, amortization_gap
     analysis/     ArviZ, comparison, pictures, curves      to_inference_data, compare_models
     experiments/  the paper's tables                       pyro-hypervae reproduce
@@ -45,6 +46,9 @@ from .inference import (
 from .models import HyperVAE, MetaVAE, PerTaskVAE, PooledVAE, build_model, load_run
 from .nets import ConvVAE, MLPVAE, estimate, make_target
 from .registry import DATASETS, EXPERIMENTS, LIKELIHOODS, MODELS, PRIORS, SCORES, TARGETS, TASK_ENCODERS, U_GUIDES
+
+# the HyperGAN wing: ``pyro_hypervae.hypergan`` (its own names; registers its methods)
+from . import hypergan  # noqa: E402,F401  isort: skip
 
 # the experiments register themselves for ``pyro-hypervae reproduce``
 from . import experiments  # noqa: E402,F401  isort: skip

@@ -76,7 +76,8 @@ class Registry(Generic[T]):
 
 # In data-flow order. The modules that fill them: data/sources.py and data/real.py,
 # nets/likelihoods.py, nets/targets.py, inference/task_encoders.py, inference/priors.py,
-# inference/u_guides.py, models/*.py, models/scores.py, experiments/*.py.
+# inference/u_guides.py, models/*.py, models/scores.py, experiments/*.py; nets/classifiers.py,
+# hyper/generators.py, hypergan/methods.py.
 DATASETS: Registry = Registry("dataset")
 LIKELIHOODS: Registry = Registry("likelihood")
 TARGETS: Registry = Registry("target network")
@@ -86,6 +87,10 @@ U_GUIDES: Registry = Registry("u-guide")
 MODELS: Registry = Registry("model")
 SCORES: Registry = Registry("outlier score")
 EXPERIMENTS: Registry = Registry("experiment")
+# HyperGAN's parts (the hypergan wing): classifiers that take their weights, per-layer generators
+CLASSIFIERS: Registry = Registry("classifier")
+GENERATORS: Registry = Registry("layer generator")
+ENSEMBLES: Registry = Registry("ensemble method")
 
 ALL = {
     "datasets": DATASETS,
@@ -97,4 +102,7 @@ ALL = {
     "models": MODELS,
     "scores": SCORES,
     "experiments": EXPERIMENTS,
+    "classifiers": CLASSIFIERS,
+    "generators": GENERATORS,
+    "ensembles": ENSEMBLES,
 }

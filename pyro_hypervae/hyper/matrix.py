@@ -67,9 +67,12 @@ class MatrixHyperDecoder(nn.Module):
         trunk_width: width of the dense layer before H (a setting; see papers.md).
         perturbation: initial std of U H V relative to max(the target tensor's
             initial std, 0.05) (how different the tasks' models start).
+        names: generate only these target tensors (all by default; HyperGAN's
+            matrix generators each generate one layer's tensors).
     """
 
-    def __init__(self, target: ParamNetwork, u_dim: int = 10, rank: int = 20, trunk_width: int = 100, perturbation: float = 0.25):
+    def __init__(self, target: ParamNetwork, u_dim: int = 10, rank: int = 20, trunk_width: int = 100, perturbation: float = 0.25,
+                 names: Optional[Iterable[str]] = None):
         super().__init__()
         self.target = target
         self.u_dim = u_dim
@@ -78,13 +81,14 @@ class MatrixHyperDecoder(nn.Module):
             nn.Linear(u_dim, trunk_width), nn.ELU(), nn.Linear(trunk_width, rank * rank), nn.Tanh()
         )
         self.layers = nn.ModuleDict(
-            {name: MatrixLayer(shape, rank, target.init_std(name), perturbation) for name, shape in target.param_shapes.items()}
+            {name: MatrixLayer(target.param_shapes[name], rank, target.init_std(name), perturbation)
+             for name in (target.param_shapes if names is None else names)}
         )
 
     def forward(self, u: Tensor, names: Optional[Iterable[str]] = None) -> Params:
         """Generate the named target tensors (all of them by default)."""
         H = self.trunk(u).reshape(u.shape[:-1] + (self.rank, self.rank))
-        names = self.target.param_shapes.keys() if names is None else names
+        names = self.layers.keys() if names is None else names
         return {name: self.layers[name](H) for name in names}
 
     def num_params(self) -> int:
