@@ -504,10 +504,286 @@ print(gap.table())
 ]
 
 
+# --------------------------------------------------------------------------
+# (d) a distribution over classifiers (HyperGAN)
+# --------------------------------------------------------------------------
+HYPERGAN = [
+    md("""
+# A distribution over classifiers
+
+HyperVAE generates one VAE per task from a hyper-latent u. HyperGAN (Ratzlaff &
+Li, 2019) generates networks for *one* task, with another aim: many different
+classifiers that all fit the same data, so that where they disagree measures
+what the data leave uncertain. One draw is
+
+    s ~ N(0, I)                    noise (256-d)
+    (q_1, ..., q_L) = Q(s)         the mixer: one code per layer of the classifier (64-d each)
+    theta_l = G_l(q_l)             one generator per layer: that layer's weights and biases
+    y ~ p(y | x, theta)            the classifier with the generated weights
+
+Training minimises the expected negative log-likelihood of the labels over
+draws of s, plus beta times an adversarial term: a discriminator D learns to
+tell the mixed codes Q(s) from samples of N(0, I), and the mixer is pushed to
+fool it. The likelihood alone would let every s collapse onto the one network
+that fits best; the adversarial term keeps the codes spread like a Gaussian, so
+the generators must turn spread codes into networks that all classify well.
+
+Where HyperVAE has a KL term, HyperGAN has the discriminator: q(u | D) has a
+density and KL(q || p) a closed form, but the codes Q(s) are noise pushed
+through a network, a distribution without a density, so the mismatch with
+N(0, I) can only be estimated, by a classifier of codes.
+
+This notebook trains HyperGAN on the 8x8 digits, compares its ensembles with
+independently trained networks and MC dropout, scores uncertainty on inputs
+that are not digits, measures diversity with and without the parts that make
+it, and ends on a 1-D regression whose spread can be seen. With the defaults
+below it takes about ten minutes on a CPU.
+"""),
+    code("""
+STEPS = 1500        # training steps of each digits model
+REG_STEPS = 1500    # training steps of the 1-D regression
+MEMBERS = 100       # generated networks per evaluation
+THREADS = 2         # torch threads
+SEED = 0
+""", parameters=True),
+    code(SETUP),
+    md("""
+## Data, and the classifier whose weights are generated
+
+`HyperGANConfig` holds every setting of a run (the paper's defaults, with a
+higher learning rate for a short CPU run); `build` loads its data, labelled
+points split into train / val / test, and makes the method around the
+classifier (`mlp` for 8x8 images: 64 -> 128 -> 10, two layers, so two codes and
+two generators).
+"""),
+    code("""
+from pyro_hypervae.hypergan import (HyperGANConfig, build, evaluate_method, fit, generated_diversity,
+                                    member_outputs, nll_from_trace, uncertainty_scores)
+
+config = HyperGANConfig(dataset="digits", steps=STEPS, lr=1e-3, disc_lr=1e-3, seed=SEED, log_every=max(STEPS // 30, 1))
+data, method = build(config)
+print(data.summary())
+print("classifier layers:", method.classifier.layers, "| parameters of one network:", method.classifier.num_params())
+print("parameters of the method:", method.param_counts())
+"""),
+    md("""
+## What is Pyro and what is plain PyTorch
+
+The sampling path is a Pyro model, `HyperGAN.model(x, y, num_nets)`: `s` is a
+sample site in the plate `nets` (one per generated network), `codes` and
+`theta` are deterministic sites, the labels `y` are observed in the plate
+`points` inside it. Pyro draws arrows by data flow: `y` hangs off the codes
+because the classifier takes the generated tensors directly, and the `theta`
+site records their flattened copy (one vector per network, for inspection and
+the diversity measure).
+"""),
+    code("""
+train = data.split("train")
+x, y = train.x[:5], train.y[:5]
+pyro.render_model(method.model, model_args=(x, y, 3), render_distributions=True, render_deterministic=True)
+"""),
+    code("""
+trace = pyro.poutine.trace(method.model).get_trace(x, y, 3)
+print(trace.format_shapes())
+print("nll read off the trace, nats per label:", round(nll_from_trace(trace).item(), 3))
+"""),
+    md("""
+There is no guide: training never infers s, it only averages over it, so the
+likelihood term is read off the model's trace. The discriminator and its loss
+are plain PyTorch beside the model. D is not part of the generative story of
+(s, theta, y); it is a critic of the codes, trained with its own optimiser
+towards the opposite goal. That two-player game is not one loss of one model
+and guide, which is what Pyro's SVI minimises, so `fit` alternates two PyTorch
+optimisers: the mixer and generators on nll + beta * adv, then D on telling
+N(0, I) samples (real) from codes (fake).
+"""),
+    code("""
+terms = method.losses(train.x[:100], train.y[:100])
+print({k: round(v.item(), 3) for k, v in terms.items() if k != "codes"})
+print("discriminator loss:", round(method.discriminator_losses(terms["codes"]).item(), 3))
+print(method.discriminator)
+"""),
+    md("""
+## Training
+
+`fit` first pre-trains the mixer so the codes' mean and covariance match
+N(0, I) (as the authors' code does), then runs the two-player loop. The history
+records the likelihood term, the diversity of 100 generated networks (std / mean
+of their weight norms) and the validation accuracy of one network and of an
+ensemble of ten.
+"""),
+    code("""
+history = fit(method, data, progress=False)
+steps = [h["step"] for h in history]
+fig, axes = plt.subplots(1, 3, figsize=(11, 3))
+axes[0].plot(steps, [h["nll"] for h in history], label="nll")
+axes[0].plot(steps, [h["adv"] for h in history], label="adv (generator side)")
+axes[0].plot(steps, [h["d_loss"] for h in history], label="discriminator")
+axes[1].plot(steps, [h["diversity"] for h in history])
+axes[2].plot(steps, [h["val_accuracy_1"] for h in history], label="1 network")
+axes[2].plot(steps, [h["val_accuracy_10"] for h in history], label="10 networks")
+for ax, title in zip(axes, ("losses, nats", "diversity of generated networks", "validation accuracy")):
+    ax.set_title(title)
+    ax.set_xlabel("step")
+axes[0].legend()
+axes[2].legend()
+plt.tight_layout()
+plt.show()
+"""),
+    md("""
+## Ensembles of generated networks
+
+Any number of networks can be drawn. `evaluate_method` cuts the drawn networks
+into groups of k, predicts with each group's mean softmax and averages the
+groups' test accuracies. The baselines use the same classifier and the same
+number of steps: an ensemble of ten networks trained independently from
+random starts (each on batches of its own) and one network with dropout 0.5
+kept on at test time (MC dropout).
+"""),
+    code("""
+test = data.split("test")
+SIZES = [k for k in (1, 5, 10, 100) if k <= MEMBERS]
+methods = {"HyperGAN": method}
+for name, kind in (("independent ensemble", "ensemble"), ("MC dropout", "dropout")):
+    _, methods[name] = build(config.replace(method=kind), data)
+    fit(methods[name], data, progress=False)
+
+results = {name: evaluate_method(m, test.x, test.y, SIZES, seed=SEED) for name, m in methods.items()}
+print(f"{'test accuracy, %':22s}" + "".join(f"{k:>7d}" for k in SIZES) + "   NLL of all")
+for name, r in results.items():
+    acc = "".join(f"{100 * r['accuracy'][str(k)]:7.1f}" if str(k) in r["accuracy"] else f"{'-':>7s}" for k in SIZES)
+    print(f"{name:22s}{acc}   {r['nll']:.3f} ({r['members_drawn']} nets)")
+"""),
+    md("""
+The independent ensemble has ten members, so its largest ensemble is ten
+(`-`). Generated networks are cheap to draw: 100 of them cost one pass through
+the mixer and generators.
+
+## Uncertainty: what the networks disagree on
+
+`uncertainty_scores` gives, per point, the entropy of the ensemble's mean
+softmax (and the variance across members). A good distribution over
+classifiers is confident on test digits and unsure on inputs unlike any
+training digit. Two such sets: uniform noise images and inverted digits
+(1 - x). The AUC says how well the entropy alone tells them from the test
+digits (1 = perfectly, 0.5 = not at all).
+"""),
+    code("""
+from sklearn.metrics import roc_auc_score
+
+gen = torch.Generator().manual_seed(SEED)
+outliers = {"noise": torch.rand(test.x.shape, generator=gen), "inverted": 1 - test.x}
+
+
+def entropy(m, x):
+    num = min(MEMBERS, m.max_members or MEMBERS)
+    return uncertainty_scores(member_outputs(m, x, num, seed=SEED).softmax(-1))["entropy"]
+
+
+scores = {name: {"test": entropy(m, test.x), **{k: entropy(m, v) for k, v in outliers.items()}} for name, m in methods.items()}
+print(f"{'AUC, test vs':22s}" + "".join(f"{k:>10s}" for k in outliers))
+for name, s in scores.items():
+    aucs = [roc_auc_score(np.r_[np.zeros(len(s["test"])), np.ones(len(s[k]))], np.r_[s["test"], s[k]]) for k in outliers]
+    print(f"{name:22s}" + "".join(f"{a:10.3f}" for a in aucs))
+
+fig, ax = plt.subplots(figsize=(6, 3))
+bins = np.linspace(0, math.log(data.num_classes), 30)
+for k, v in scores["HyperGAN"].items():
+    ax.hist(v.numpy(), bins=bins, alpha=0.5, label=k)
+ax.set_xlabel("entropy of the mean softmax, nats (max log 10)")
+ax.set_title("HyperGAN")
+ax.legend()
+plt.show()
+"""),
+    md("""
+## Diversity, and what keeps it
+
+The paper's diversity measure is std / mean of the L2 norms of the generated
+weight vectors. Two ablations, trained the same way, show where it comes from:
+`no-disc` drops the adversarial term (beta = 0: nothing keeps the codes
+spread) and `no-mixer` gives each layer its own independent N(0, I) code (no
+mixer, no discriminator: the layers of one network are generated without
+knowing about each other). The measure sees only the norms of the weight
+vectors: independently trained networks differ in direction but have nearly
+equal norms, so the independent ensemble (in grey) scores low on it. Compare
+the HyperGAN variants with each other, not with other methods.
+"""),
+    code("""
+variants = {"full": method}
+for ablation in ("no-disc", "no-mixer"):
+    _, variants[ablation] = build(config.replace(ablation=ablation), data)
+    fit(variants[ablation], data, progress=False)
+
+div = {name: generated_diversity(m, MEMBERS, seed=SEED) for name, m in variants.items()}
+ensemble = methods["independent ensemble"]
+div["independent ensemble"] = generated_diversity(ensemble, ensemble.max_members, seed=SEED)
+for name, m in variants.items():
+    r = evaluate_method(m, test.x, test.y, [1, MEMBERS], seed=SEED)
+    print(f"{name:10s} diversity {div[name]:.4f}   test accuracy: 1 net {100 * r['accuracy']['1']:.1f}%, "
+          f"{MEMBERS} nets {100 * r['accuracy'][str(MEMBERS)]:.1f}%")
+fig, ax = plt.subplots(figsize=(6, 2.8))
+ax.bar([k.replace(" ", "\\n") for k in div], list(div.values()), color=["C0", "C1", "C2", "C7"])
+ax.set_ylabel("std / mean of weight norms")
+plt.show()
+"""),
+    md("""
+## The generator: MLP or HyperVAE's matrix network
+
+The paper's generators are MLPs whose last layer outputs every number of the
+layer, so they grow with the layer's size times their hidden width. HyperVAE's
+matrix network (code -> a small r x r matrix H -> W = U H V + B per tensor)
+generates the same tensors with far fewer parameters; `generator="matrix"`
+swaps it in.
+"""),
+    code("""
+_, matrix = build(config.replace(generator="matrix"), data)
+fit(matrix, data, progress=False)
+r = evaluate_method(matrix, test.x, test.y, SIZES, seed=SEED)
+print(f"{'':8s}{'generator params':>18s}{'diversity':>11s}   test accuracy, % (" + ", ".join(map(str, SIZES)) + " nets)")
+for name, m, res in (("mlp", method, results["HyperGAN"]), ("matrix", matrix, r)):
+    acc = ", ".join(f"{100 * res['accuracy'][str(k)]:.1f}" for k in SIZES)
+    print(f"{name:8s}{m.param_counts()['generator']:18,d}{res['diversity']:11.4f}   {acc}")
+"""),
+    md("""
+## A 1-D regression you can see
+
+The paper's toy problem: 20 points x ~ U[-4, 4], y = x^3 + N(0, 3^2). The
+classifier becomes a regressor 1 -> 200 -> 1 with Gaussian noise of std 3;
+everything else is the same. Where there are training points the generated
+networks should agree; outside [-4, 4] (shaded: the range of the training
+inputs) they should spread, and whether the spread covers the true curve there
+is a test of the uncertainty they express.
+"""),
+    code("""
+reg_config = HyperGANConfig(dataset="cubic", steps=REG_STEPS, lr=1e-3, disc_lr=1e-3, seed=SEED,
+                            log_every=max(REG_STEPS // 30, 1))
+reg_data, reg = build(reg_config)
+fit(reg, reg_data, progress=False)
+grid = reg_data.split("test").x
+f = member_outputs(reg, grid, MEMBERS, seed=SEED)[..., 0]   # (MEMBERS, 200)
+mean, sd = f.mean(0), f.std(0)
+g = grid[:, 0]
+fig, ax = plt.subplots(figsize=(6, 4))
+ax.plot(g, f[:10].T, color="C0", lw=0.5, alpha=0.5)
+ax.fill_between(g, mean - 3 * sd, mean + 3 * sd, color="C0", alpha=0.2, label="mean +- 3 sd")
+ax.plot(g, mean, color="C0", label=f"mean of {MEMBERS} networks")
+ax.plot(g, g ** 3, "k--", lw=1, label="x^3")
+ax.scatter(reg_data.split("train").x[:, 0], reg_data.split("train").y, color="C3", zorder=3, label="training points")
+ax.axvspan(-4, 4, color="0.9", zorder=0)
+ax.set_ylim(-150, 150)
+ax.legend(loc="upper left")
+plt.show()
+inside = g.abs() <= 4
+print(f"sd of the networks' outputs: {sd[inside].mean():.1f} inside [-4, 4], {sd[~inside].mean():.1f} outside")
+"""),
+]
+
+
 NOTEBOOKS = {
     "01_vae_to_hypervae.ipynb": VAE_TO_HYPERVAE,
     "02_swapping_priors_and_guides.ipynb": SWAP,
     "03_inspecting_posteriors_with_arviz.ipynb": INSPECT,
+    "04_a_distribution_over_classifiers.ipynb": HYPERGAN,
 }
 
 

@@ -19,6 +19,7 @@ SMALL = {
         "STEPS = 20\nDRAWS = 10\nCHAINS = 2\nIS_SAMPLES = 4\nPOINTS_PER_TASK = 3\n"
         "NUTS_SAMPLES = 10\nNUTS_WARMUP = 10\nNUTS_POINTS = 10\nGAP_STEPS = 3\nTHREADS = 1"
     ),
+    "04_a_distribution_over_classifiers.ipynb": "STEPS = 20\nREG_STEPS = 20\nMEMBERS = 10\nTHREADS = 1",
 }
 
 
