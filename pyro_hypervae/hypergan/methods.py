@@ -198,5 +198,6 @@ class MCDropout(ClassifierEnsemble):
 
 
 def build_method(config: HyperGANConfig, classifier: ParamClassifier) -> ClassifierEnsemble:
-    """The config's method (``ENSEMBLES``) around ``classifier``."""
+    """The config's method (``ENSEMBLES``) around ``classifier``, initialised from ``config.seed``."""
+    torch.manual_seed(config.seed)
     return ENSEMBLES[config.method](classifier, config)
