@@ -54,8 +54,10 @@ def _pm(values: List[float], scale: float = 100.0, digits: int = 2) -> str:
     return f"{scale * m:.{digits}f}" + (f" ± {scale * s:.{digits}f}" if len(values) > 1 else "")
 
 
-def _common(p: argparse.ArgumentParser, dataset: str, steps: int) -> None:
+def _common(p: argparse.ArgumentParser, dataset: str, steps: int, methods: bool = True) -> None:
     p.add_argument("--dataset", default=dataset, help=f"dataset (default {dataset})")
+    if methods:
+        p.add_argument("--methods", nargs="+", default=["hypergan", "ensemble", "dropout"], help="methods (default all three)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default 0 1 2)")
     p.add_argument("--steps", type=int, default=steps, help=f"training steps (default {steps})")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="other HyperGAN settings, e.g. nets_per_step=10 lr=1e-3")
@@ -64,6 +66,22 @@ def _common(p: argparse.ArgumentParser, dataset: str, steps: int) -> None:
     p.add_argument("--name", default=None, help="file stem of the outputs")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _pyplot():
+    """matplotlib.pyplot on the file-only Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path, dpi: int = 120) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    _pyplot().close(fig)
 
 
 def _settings(items: List[str]) -> dict:
@@ -126,7 +144,6 @@ class Ensembles:
     @staticmethod
     def add_arguments(p: argparse.ArgumentParser) -> None:
         _common(p, "mnist5k", 2000)
-        p.add_argument("--methods", nargs="+", default=["hypergan", "ensemble", "dropout"], help="methods (default all three)")
         p.add_argument("--generators", nargs="+", default=["mlp"], help="HyperGAN generator kinds, one row each (default mlp)")
         p.add_argument("--members", type=int, nargs="+", default=[1, 5, 10, 100], help="ensemble sizes (default 1 5 10 100)")
         p.add_argument("--split", default="test", choices=["val", "test"], help="the split evaluated (choose settings on val)")
@@ -180,11 +197,7 @@ def ensembles_markdown(report: dict) -> str:
 
 
 def plot_ensembles(report: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for row in report["rows"]:
         ks = [k for k in report["members"] if all(str(k) in s["accuracy"] for s in row["seeds"])]
@@ -195,9 +208,7 @@ def plot_ensembles(report: dict, path: Path) -> None:
     ax.set_ylabel(f"{report['split']} accuracy (%)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path, 120)
 
 
 # -- out-of-distribution ------------------------------------------------------------------------------
@@ -215,7 +226,6 @@ class OutOfDistribution:
     @staticmethod
     def add_arguments(p: argparse.ArgumentParser) -> None:
         _common(p, "mnist5k", 2000)
-        p.add_argument("--methods", nargs="+", default=["hypergan", "ensemble", "dropout"], help="methods (default all three)")
         p.add_argument("--ood", default="fashion-mnist", help="the outliers' dataset (its test split; default fashion-mnist)")
         p.add_argument("--points", type=int, default=1000, help="outliers drawn at random from it (default 1000)")
         p.add_argument("--members", type=int, default=100, help="networks per method (default 100; the ensemble's own size)")
@@ -268,11 +278,7 @@ class OutOfDistribution:
 
 
 def _plot_histograms(hist: dict, methods: List[str], path: Path, inn: str, out: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, axes = plt.subplots(2, len(methods), figsize=(3.2 * len(methods), 5), squeeze=False)
     for j, method in enumerate(methods):
         for i, name in enumerate(("entropy", "variance")):
@@ -284,9 +290,7 @@ def _plot_histograms(hist: dict, methods: List[str], path: Path, inn: str, out: 
             ax.set_title(f"{LABELS[method]}: {name}", fontsize=9)
             ax.set_yscale("log")
     axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path, 110)
 
 
 # -- diversity ----------------------------------------------------------------------------------------
@@ -318,7 +322,7 @@ class Diversity:
 
     @staticmethod
     def add_arguments(p: argparse.ArgumentParser) -> None:
-        _common(p, "digits", 2000)
+        _common(p, "digits", 2000, methods=False)
         p.add_argument("--ablations", nargs="+", default=["none", "no-disc", "no-mixer"], help="(default all three)")
         p.add_argument("--hypervae-steps", type=int, default=2000, help="HyperVAE training steps (0: skip; default 2000)")
 
@@ -360,11 +364,7 @@ class Diversity:
 
 
 def _plot_diversity(rows, names, path: Path, dataset: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for row in rows:
         for i, s in enumerate(row["seeds"]):
@@ -377,9 +377,7 @@ def _plot_diversity(rows, names, path: Path, dataset: str) -> None:
     ax.set_title(f"generated networks on {dataset}", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path, 120)
 
 
 # -- 1-D regression -----------------------------------------------------------------------------------
@@ -391,7 +389,6 @@ class Regression:
     @staticmethod
     def add_arguments(p: argparse.ArgumentParser) -> None:
         _common(p, "cubic", 3000)
-        p.add_argument("--methods", nargs="+", default=["hypergan", "ensemble", "dropout"], help="methods (default all three)")
 
     @staticmethod
     def run(args: argparse.Namespace) -> dict:
@@ -431,11 +428,7 @@ class Regression:
 
 
 def _plot_regression(curves: Dict[str, tuple], train, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, axes = plt.subplots(1, len(curves), figsize=(3.6 * len(curves), 3.3), squeeze=False, sharey=True)
     for ax, (method, (x, mean, std)) in zip(axes[0], curves.items()):
         ax.plot(x, x ** 3, "k--", lw=1, label="x^3")
@@ -446,6 +439,4 @@ def _plot_regression(curves: Dict[str, tuple], train, path: Path) -> None:
         ax.set_xlabel("x")
         ax.set_ylim(-250, 250)
     axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path, 120)
