@@ -53,6 +53,8 @@ class DataConfig:
                                            choices=("bernoulli", "threshold", "none"))
     test_fraction: float = _setting(0.2, "fraction of each task held out for test (when the data bring no split)")
     val_fraction: float = _setting(0.0, "fraction of each task's training points held out for validation (to choose settings on)")
+    holdout: Optional[str] = _setting(None, "a task (name or index) left out of training entirely, recorded in the run "
+                                            "(discovery searches for it)")
 
 
 @dataclass

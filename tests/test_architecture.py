@@ -27,7 +27,7 @@ ROOT = PACKAGE.parent
 RANK = {
     "registry": 0, "checkpoint": 0, "config": 1,
     "data": 2, "nets": 3, "hyper": 4, "inference": 5, "models": 6, "hypergan": 6,
-    "evaluation": 7, "analysis": 8, "experiments": 9, "cli": 10,
+    "evaluation": 7, "discovery": 7, "analysis": 8, "experiments": 9, "cli": 10,
     "__init__": 11,  # the facade, pyro_hypervae/__init__.py
 }
 

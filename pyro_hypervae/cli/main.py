@@ -10,9 +10,9 @@ import sys
 from ..checkpoint import CheckpointError
 from ..data.tasks import DataError
 from ..inference.svi import NonFiniteLossError
-from . import analysis, hypergan, reproduce, run, score
+from . import analysis, discover, hypergan, reproduce, run, score
 
-COMMANDS = (run, analysis, score, reproduce, hypergan)
+COMMANDS = (run, analysis, score, reproduce, hypergan, discover)
 
 
 def main(argv=None) -> int:

@@ -51,7 +51,7 @@ def cmd_evaluate(args) -> int:
 def cmd_sample(args) -> int:
     _, data, model = load_run(args.run)
     names = data.task_names
-    task = names.index(args.task) if args.task in names else int(args.task)
+    task = data.find_task(args.task)
     samples = sample_task(model, data, task, args.n)
     out = Path(args.out) if args.out else Path(args.run) / f"samples_task{names[task]}.png"
     save_grid(samples, out, title=f"{model.name}: task {names[task]}")

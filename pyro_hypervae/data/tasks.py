@@ -75,6 +75,16 @@ class TaskDataset:
             raise TaskIndexError(f"task must be an index in [0, {self.num_tasks}), got {task!r}; tasks are {self.task_names}")
         return int(task)
 
+    def find_task(self, task) -> int:
+        """A task given by name (as in ``task_names``) or by index (an int or a string of one): its index."""
+        if isinstance(task, str) and task in self.task_names:
+            return self.task_names.index(task)
+        try:
+            index = int(task)
+        except (TypeError, ValueError):
+            raise TaskIndexError(f"no task {task!r} in {self.name}; tasks are {self.task_names} (or their indices)") from None
+        return self.task_index(index)
+
     def mask(self, split: str, t: Optional[int] = None) -> Tensor:
         """(n,) True on the points of a split ("train", "val", "test" or "all"),
         of task t only when given."""
@@ -109,6 +119,23 @@ class TaskDataset:
             is_train[chosen], is_val[chosen] = False, True
         info = dict(self.info) | {"val_fraction": fraction, "val_split": f"{fraction:.0%} of each task's training points (seed {seed})"}
         return TaskDataset(self.x, self.task, is_train, self.task_names, self.name, info, is_val)
+
+    def without_task(self, task) -> "tuple[TaskDataset, TaskDataset]":
+        """Split off one task (a name or an index): (every other task, re-indexed, with its
+        splits as they were; the held-out task alone, all its points kept, as task 0).
+        Discovery trains on the first and never sees the second."""
+        t = self.find_task(task)
+        if self.num_tasks < 2:
+            raise DataError(f"{self.name} has one task; holding it out leaves nothing to train on")
+        keep = self.task != t
+        rest = self.subset(keep)
+        rest.task = rest.task - (rest.task > t).long()
+        rest.task_names = [n for i, n in enumerate(self.task_names) if i != t]
+        rest.info = dict(self.info) | {"holdout": self.task_names[t]}
+        held = self.subset(~keep)
+        held.task = torch.zeros_like(held.task)
+        held.task_names = [self.task_names[t]]
+        return rest, held
 
     def counts(self, split: str = "train") -> List[int]:
         return [len(self.points(t, split)) for t in range(self.num_tasks)]

@@ -103,6 +103,10 @@ class TargetHierarchy(nn.Module):
         """log p(u): (..., u_dim) -> (...)."""
         raise ValueError(f"the {self.label} has no hyper-latent u")
 
+    def sample_prior_u(self, num: int) -> Tensor:
+        """Draws from p(u): (num, u_dim)."""
+        raise ValueError(f"the {self.label} has no hyper-latent u to draw")
+
     def outlier_scores(self, x: Tensor, num_samples: int = 8) -> Dict[str, Tensor]:  # pragma: no cover - abstract
         """Scores of points x (n,) + x_shape, each point alone, higher = more
         anomalous: {name in ``scores``: (n,)}."""

@@ -10,6 +10,7 @@ from its checkpoint (``checkpoint.py`` for the files).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional, Tuple
 
 import pyro
 
@@ -43,8 +44,18 @@ def build_model(config: Config, data: TaskDataset) -> TargetHierarchy:
 
 
 def load_data(config: Config) -> TaskDataset:
-    """The dataset a config names, binarized and split (train, validation, test) as the run saw it."""
-    return load_dataset(config.data.dataset, config.data.binarization, config.seed, config.data.test_fraction, config.data.val_fraction)
+    """The dataset a config names, binarized and split (train, validation, test) as the run saw it,
+    without the task ``data.holdout`` when one is held out."""
+    return load_data_and_holdout(config)[0]
+
+
+def load_data_and_holdout(config: Config) -> Tuple[TaskDataset, Optional[TaskDataset]]:
+    """(the tasks the run trains on, the held-out task alone or None)."""
+    d = config.data
+    data = load_dataset(d.dataset, d.binarization, config.seed, d.test_fraction, d.val_fraction)
+    if d.holdout is None:
+        return data, None
+    return data.without_task(d.holdout)
 
 
 def load_run(run_dir: str | Path):

@@ -132,6 +132,10 @@ class HyperVAE(TargetHierarchy):
         return self.prior().log_prob(u)
 
     @torch.no_grad()
+    def sample_prior_u(self, num: int) -> Tensor:
+        return self.prior().sample((num,)).reshape(num, self.u_dim)
+
+    @torch.no_grad()
     def kl_u(self, x_summary: Tensor, task_idx: Tensor | None = None, num_samples: int = 256) -> Tensor:
         """KL(q(u | D_t) || p(u)) per task, in nats: (T,). Closed form when the prior
         is Normal, else a Monte Carlo estimate with ``num_samples`` draws."""

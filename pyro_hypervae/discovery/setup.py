@@ -1,0 +1,38 @@
+"""A discovery problem from a run trained with a task held out: the full data (for
+the judge), the held-out task, its exemplar and the objective."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import Config
+from ..data.sources import load_dataset
+from ..data.tasks import DataError, TaskDataset
+from .judge import Judge, train_judge
+from .objectives import ExemplarSimilarity, exemplar_of
+
+
+@dataclass
+class DiscoveryProblem:
+    full: TaskDataset           # every task, the held-out one included (the judge's data)
+    held: TaskDataset           # the held-out task alone
+    target_index: int           # its index in ``full``
+    objective: ExemplarSimilarity
+    judge: Judge
+
+    @property
+    def target_name(self) -> str:
+        return self.full.task_names[self.target_index]
+
+
+def discovery_problem(config: Config, holdout=None, seed: int = 0) -> DiscoveryProblem:
+    """The problem of a run's config; ``holdout`` (name or index), when given, must be the run's own."""
+    d = config.data
+    if d.holdout is None:
+        raise DataError("this run was trained on every task; train with --holdout TASK to search for a task it never saw")
+    full = load_dataset(d.dataset, d.binarization, config.seed, d.test_fraction, d.val_fraction)
+    t = full.find_task(d.holdout)
+    if holdout is not None and full.find_task(holdout) != t:
+        raise DataError(f"the run holds out task {full.task_names[t]!r}, not {holdout!r}; search for the task the run never saw")
+    _, held = full.without_task(t)
+    return DiscoveryProblem(full, held, t, ExemplarSimilarity(exemplar_of(held)), train_judge(full, seed))

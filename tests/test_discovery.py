@@ -1,0 +1,124 @@
+"""Discovery: a task held out of training is never seen; the searches stay in the
+box, keep to the budget and improve on their first evaluation; the judge's hit
+on a known case; the command line's refusals."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from pyro_hypervae.cli.main import main
+from pyro_hypervae.config import Config
+from pyro_hypervae.data.tasks import DataError
+from pyro_hypervae.discovery import BOX, ExemplarSimilarity, bo_search, discovery_problem, exemplar_of, random_search
+from pyro_hypervae.inference.train import fit
+from pyro_hypervae.models.build import build_model, load_data, load_data_and_holdout
+
+HELD_VALUE = 7.0   # every coordinate of the held-out task's points, and of no other point
+
+
+@pytest.fixture(scope="module")
+def blobs(tmp_path_factory):
+    """Three tasks of 4-d points: two Gaussian blobs and a held-out task whose points are all HELD_VALUE."""
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(-2, 0.3, (40, 4)), rng.normal(2, 0.3, (40, 4)), np.full((40, 4), HELD_VALUE)])
+    task = np.repeat([0, 1, 2], 40)
+    path = tmp_path_factory.mktemp("blobs") / "blobs.npz"
+    np.savez(path, x=x.astype(np.float32), task=task)
+    return str(path)
+
+
+def small(dataset, **kw):
+    return Config(dataset=dataset, holdout="2", steps=30, z_dim=2, u_dim=2, hidden=[16], tasks_per_batch=2,
+                  points_per_task=8, log_every=10, **kw)
+
+
+def test_holdout_removes_the_task_from_everything_training_sees(blobs):
+    config = small(blobs)
+    data, held = load_data_and_holdout(config)
+    assert data.task_names == ["0", "1"] and held.task_names == ["2"] and len(held.x) == 40
+    assert not bool((data.x == HELD_VALUE).any())
+    model = build_model(config, data)
+    seen = []
+    original = model.model
+
+    def spy(x, *args, **kwargs):
+        seen.append(x.detach().clone())
+        return original(x, *args, **kwargs)
+
+    model.model = spy
+    fit(model, data, config, progress=False)
+    assert seen and not any(bool((x == HELD_VALUE).any()) for x in seen)
+    # the held-out task is recorded in the run's config and survives a round trip
+    assert Config.from_dict(config.to_dict()).data.holdout == "2"
+    assert len(load_data(config).task_names) == 2
+
+
+def test_holdout_refuses_an_unknown_task(blobs):
+    with pytest.raises(DataError, match="no task 'seven'"):
+        load_data(small(blobs).replace(holdout="seven"))
+
+
+@pytest.fixture(scope="module")
+def trained(blobs):
+    config = small(blobs)
+    data = load_data(config)
+    model = build_model(config, data)
+    fit(model, data, config, progress=False)
+    model.eval()
+    return config, model
+
+
+@pytest.mark.parametrize("method", ["bo", "random"])
+def test_search_stays_in_the_box_keeps_the_budget_and_improves(trained, method):
+    config, model = trained
+    problem = discovery_problem(config, "2")
+    if method == "bo":
+        result = bo_search(model, problem.objective, budget=17, per_round=8, seed=0)
+        assert len(result.round_designs) == 3              # rounds of 8, 8 and 1 evaluations
+    else:
+        result = random_search(model, problem.objective, budget=17, seed=0, batch=5)
+    assert result.evaluations == len(result.curve) == len(result.latents) == 17
+    z = torch.stack(result.latents)
+    assert bool((z.abs() <= BOX + 1e-9).all())
+    assert all(b >= a for a, b in zip(result.curve, result.curve[1:]))       # best so far never falls
+    assert result.curve[-1] > result.curve[0]                              # better than its first evaluation
+    assert result.best_objective == pytest.approx(float(problem.objective(result.best_design[None])[0]))
+
+
+def test_the_objective_and_the_hit_on_a_known_case(trained):
+    config, _ = trained
+    problem = discovery_problem(config, "2", seed=0)
+    exemplar = problem.objective.exemplar
+    assert torch.equal(exemplar, exemplar_of(problem.held)) and bool((exemplar == HELD_VALUE).all())
+    assert float(problem.objective(exemplar[None])[0]) == 0.0
+    assert float(ExemplarSimilarity(torch.zeros(4))(torch.ones(2, 4))[0]) == -1.0
+    assert problem.judge.test_accuracy == 1.0                              # the three blobs are far apart
+    # a design like the held-out task's is a hit; one like another task's is not
+    assert int(problem.judge.predict(exemplar[None])[0]) == problem.target_index == 2
+    assert int(problem.judge.predict(torch.full((1, 4), -2.0))[0]) == 0
+
+
+def test_discover_command_and_its_refusals(blobs, tmp_path, capsys):
+    run = tmp_path / "run"
+    flags = ["--steps", "10", "--z-dim", "2", "--u-dim", "2", "--hidden", "16", "--no-progress"]
+    assert main(["train", "--dataset", blobs, "--holdout", "2", "--out", str(run), *flags]) == 0
+    out = tmp_path / "d.json"
+    assert main(["discover", "--run", str(run), "--holdout", "2", "--budget", "6", "--per-round", "3", "--out", str(out), "--no-progress"]) == 0
+    report = json.loads(out.read_text())
+    assert report["evaluations"] == 6 and len(report["curve"]) == 6 and isinstance(report["hit"], bool)
+    assert report["best_objective"] == max(report["curve"]) and report["holdout"] == "2"
+    capsys.readouterr()
+    # refusals: another task than the run's, a budget of 0, a method for another model, a run without a holdout
+    assert main(["discover", "--run", str(run), "--holdout", "1", "--out", str(out), "--no-progress"]) == 2
+    assert "holds out task '2', not '1'" in capsys.readouterr().err
+    assert main(["discover", "--run", str(run), "--budget", "0", "--out", str(out)]) == 2
+    assert "--budget must be at least 1" in capsys.readouterr().err
+    assert main(["discover", "--run", str(run), "--method", "vae", "--out", str(out)]) == 2
+    assert "searches a vae run" in capsys.readouterr().err
+    plain = tmp_path / "plain"
+    assert main(["train", "--dataset", blobs, "--out", str(plain), *flags]) == 0
+    capsys.readouterr()
+    assert main(["discover", "--run", str(plain), "--out", str(out), "--no-progress"]) == 2
+    assert "train with --holdout" in capsys.readouterr().err
