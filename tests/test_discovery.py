@@ -70,12 +70,12 @@ def trained(blobs):
     return config, model
 
 
-@pytest.mark.parametrize("method", ["bo", "random"])
+@pytest.mark.parametrize("method", ["bo", "bo-batch", "random"])
 def test_search_stays_in_the_box_keeps_the_budget_and_improves(trained, method):
     config, model = trained
     problem = discovery_problem(config, "2")
-    if method == "bo":
-        result = bo_search(model, problem.objective, budget=17, per_round=8, seed=0)
+    if method.startswith("bo"):
+        result = bo_search(model, problem.objective, budget=17, per_round=8, seed=0, q=3 if method == "bo-batch" else 1)
         assert len(result.round_designs) == 3              # rounds of 8, 8 and 1 evaluations
     else:
         result = random_search(model, problem.objective, budget=17, seed=0, batch=5)

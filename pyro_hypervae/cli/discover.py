@@ -26,7 +26,7 @@ def cmd_discover(args) -> int:
     if args.method == "random":
         result = random_search(model, problem.objective, args.budget, args.seed, progress=not args.no_progress)
     else:
-        result = bo_search(model, problem.objective, args.budget, args.per_round, args.seed, not args.no_progress, args.method)
+        result = bo_search(model, problem.objective, args.budget, args.per_round, args.seed, not args.no_progress, args.method, args.q)
     verdict = int(problem.judge.predict(result.best_design[None])[0])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -55,6 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "the pooled VAE's z; random: u ~ p(u), z uniform in the box")
     p.add_argument("--budget", type=int, default=300, help="evaluations (designs scored), at most (default 300)")
     p.add_argument("--per-round", type=int, default=50, help="BO evaluations per round before re-encoding (default 50)")
+    p.add_argument("--q", type=int, default=1, help="designs proposed per BO step (batch expected improvement; default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the search and the judge")
     p.add_argument("--out", required=True, help="JSON file to write (a PNG of the best designs beside it)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -56,11 +56,12 @@ def decode_designs(model, theta, z: Tensor) -> Tensor:
 
 
 def bayes_opt(f: Callable[[Tensor], Tensor], dim: int, n: int, generator: torch.Generator, start: Optional[Tensor] = None,
-              n_init: int = 5) -> None:
+              n_init: int = 5, q: int = 1) -> None:
     """Maximise f over [-BOX, BOX]^dim with ``n`` evaluations: ``n_init`` scrambled Sobol points
-    (and ``start``, a (k, dim) batch of known good points, counted among them), then one
-    point at a time by log expected improvement under a GP fitted to everything seen."""
-    from botorch.acquisition import LogExpectedImprovement
+    (and ``start``, a (k, dim) batch of known good points, counted among them), then ``q``
+    points at a time (fewer at the end of the budget) by (batch) log expected improvement
+    under a GP fitted to everything seen."""
+    from botorch.acquisition import LogExpectedImprovement, qLogExpectedImprovement
     from botorch.fit import fit_gpytorch_mll
     from botorch.models import SingleTaskGP
     from botorch.models.transforms import Normalize, Standardize
@@ -78,16 +79,18 @@ def bayes_opt(f: Callable[[Tensor], Tensor], dim: int, n: int, generator: torch.
             fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))
         except Exception:  # a failed fit keeps the prior hyperparameters; the search goes on
             pass
+        k = min(q, n - len(X))
+        acq = LogExpectedImprovement(gp, best_f=Y.max()) if k == 1 else qLogExpectedImprovement(gp, best_f=Y.max())
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + len(X))
-            cand, _ = optimize_acqf(LogExpectedImprovement(gp, best_f=Y.max()), bounds=bounds, q=1, num_restarts=4, raw_samples=64)
+            cand, _ = optimize_acqf(acq, bounds=bounds, q=k, num_restarts=4, raw_samples=64)
         X, Y = torch.cat([X, cand]), torch.cat([Y, f(cand).double().reshape(-1, 1)])
 
 
 def bo_search(model, objective: Callable[[Tensor], Tensor], budget: int = 300, per_round: int = 50, seed: int = 0,
-              progress: bool = False, method: str = "hypervae") -> SearchResult:
+              progress: bool = False, method: str = "hypervae", q: int = 1) -> SearchResult:
     """The paper's loop: rounds of ``per_round`` BO evaluations over z on the decoder theta(q(u | d)),
-    d the best design so far (an empty design, zeros, at first)."""
+    d the best design so far (an empty design, zeros, at first); ``q`` designs per BO step."""
     _check_budget(budget)
     g = torch.Generator().manual_seed(seed)
     result = SearchResult(method, budget)
@@ -111,7 +114,7 @@ def bo_search(model, objective: Callable[[Tensor], Tensor], budget: int = 300, p
             return scores
 
         n = min(per_round, budget - result.evaluations)
-        bayes_opt(f, model.target.z_dim, n, g, start=best_z)
+        bayes_opt(f, model.target.z_dim, n, g, start=best_z, q=q)
         best_z = round_best["z"]
         design = result.best_design
         result.round_designs.append(result.best_design.clone())

@@ -21,7 +21,9 @@ case "${1:-report}" in
     # digits and the toy regression: everything over 3 seeds (cheap); these write their reports directly
     $P hypergan-diversity "${DIGITS[@]}" --seeds 0 1 2 --hypervae-steps 2000
     $P hypergan-ensembles "${DIGITS[@]}" --methods hypergan ensemble dropout --generators mlp matrix --seeds 0 1 2
-    $P hypergan-regression --steps 3000 --seeds 0 1 2 --set lr=0.001 disc_lr=0.001 --no-progress ;;
+    $P hypergan-regression --steps 3000 --seeds 0 1 2 --set lr=0.001 disc_lr=0.001 --no-progress
+    # a longer budget, its own row: does diversity without the discriminator keep falling?
+    $P hypergan-diversity "${DIGITS[@]/2000/10000}" --seeds 0 --hypervae-steps 10000 --name diversity_digits_10000steps ;;
   report)
     # MNIST-5k: HyperGAN over 3 seeds; the matrix generators and the independent ensemble (10 members) over seed 0
     $P hypergan-ensembles "${MNIST[@]}" --methods hypergan dropout --seeds 0 1 2 --name ensembles_mnist5k_test
