@@ -122,3 +122,17 @@ def test_discover_command_and_its_refusals(blobs, tmp_path, capsys):
     capsys.readouterr()
     assert main(["discover", "--run", str(plain), "--out", str(out), "--no-progress"]) == 2
     assert "train with --holdout" in capsys.readouterr().err
+
+
+def test_discovery_experiment_writes_its_table_and_figure(tmp_path):
+    out = tmp_path / "out"
+    assert main(["reproduce", "discovery", "--dataset", "digits", "--holdouts", "3", "--seeds", "0", "--steps", "5", "--budget", "8",
+                 "--per-round", "4", "--q", "2", "--checkpoints", "2", "4", "--runs", str(tmp_path / "runs"), "--out", str(out),
+                 "--no-progress"]) == 0
+    report = json.loads((out / "discovery_digits.json").read_text())
+    assert [r["method"] for r in report["rows"]] == ["hypervae", "vae", "random"]
+    for r in report["rows"]:
+        assert r["evaluations"] == 8 and r["best"]["2"] <= r["best"]["4"] <= r["best"]["8"] <= 0
+    table = (out / "discovery_digits.md").read_text()
+    assert "| HyperVAE: BO over z on theta(q(u | d)) |" in table and "hit rate" in table
+    assert (out / "discovery_digits.png").stat().st_size > 0

@@ -2,7 +2,8 @@
 ``EXPERIMENTS`` and run as ``pyro-hypervae reproduce NAME``: ``table1``
 (density estimation), ``table3`` (outlier detection), ``summary`` (several
 seeds of table1); HyperGAN's ``hypergan-ensembles``, ``hypergan-ood``,
-``hypergan-diversity``, ``hypergan-regression`` (``hypergan.py``). The shared parts: the paper's numbers (``paper``), its
+``hypergan-diversity``, ``hypergan-regression`` (``hypergan.py``); ``discovery``
+(``discovery.py``). The shared parts: the paper's numbers (``paper``), its
 protocol as a ``Config`` (``protocol``), run reuse and budgets (``runs``),
 report writing (``report``)."""
 
@@ -10,6 +11,7 @@ from .table1 import table1  # isort: skip  (registration order: the order of `re
 from .table3 import table3  # isort: skip
 from .summary import summarize_table1, summary_markdown  # isort: skip
 from . import hypergan  # noqa: F401  isort: skip  (hypergan-ensembles, -ood, -diversity, -regression)
+from . import discovery  # noqa: F401  isort: skip
 from .protocol import protocol_config, settings_differences
 from .runs import train_or_reuse
 
