@@ -136,3 +136,15 @@ def test_discovery_experiment_writes_its_table_and_figure(tmp_path):
     table = (out / "discovery_digits.md").read_text()
     assert "| HyperVAE: BO over z on theta(q(u | d)) |" in table and "hit rate" in table
     assert (out / "discovery_digits.png").stat().st_size > 0
+
+
+def test_class_probability_objective_needs_no_exemplar(trained):
+    config, model = trained
+    problem = discovery_problem(config, "2", objective="probability")
+    scores = problem.objective(torch.stack([torch.full((4,), HELD_VALUE), torch.full((4,), -2.0)]))
+    assert scores.shape == (2,) and bool((scores <= 0).all())
+    assert float(scores[0]) > -0.1 and float(scores[1]) < -1.0      # p > 0.9 for the held-out task's point, small for another's
+    result = bo_search(model, problem.objective, budget=6, per_round=6, seed=0)
+    assert result.evaluations == 6 and result.curve[-1] >= result.curve[0]
+    with pytest.raises(ValueError, match="objective must be one of"):
+        discovery_problem(config, "2", objective="nearest")

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from ..analysis.samples import save_grid
-from ..discovery import BOX, bo_search, discovery_problem, random_search
+from ..discovery import BOX, OBJECTIVES, bo_search, discovery_problem, random_search
 from ..models.build import load_run
 
 METHODS = {"hypervae": "hypervae", "vae": "vae", "random": "hypervae"}   # method -> the model its run must hold
@@ -21,7 +21,7 @@ def cmd_discover(args) -> int:
     config, _, model = load_run(args.run)
     if config.model != METHODS[args.method]:
         raise ValueError(f"--method {args.method} searches a {METHODS[args.method]} run; {args.run} holds a {config.model} run")
-    problem = discovery_problem(config, args.holdout, seed=args.seed)
+    problem = discovery_problem(config, args.holdout, seed=args.seed, objective=args.objective)
     torch.manual_seed(args.seed)
     if args.method == "random":
         result = random_search(model, problem.objective, args.budget, args.seed, progress=not args.no_progress)
@@ -38,7 +38,7 @@ def cmd_discover(args) -> int:
     out.write_text(json.dumps(report, indent=1))
     png = out.with_suffix(".png")
     if len(model.target.x_shape) == 3:
-        save_grid(torch.stack([problem.objective.exemplar] + result.round_designs), png,
+        save_grid(torch.stack([problem.exemplar] + result.round_designs), png,
                   title=f"{args.method}: exemplar, then the best design after each round")
     print(f"{args.method}: best objective {result.best_objective:.4f} after {result.evaluations} evaluations; "
           f"judged as {report['judged_as']!r} ({'hit' if report['hit'] else 'miss'}; judge test accuracy {problem.judge.test_accuracy:.3f})")
@@ -53,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", default="hypervae", choices=list(METHODS),
                    help="hypervae: BO over z on theta(q(u | d)), d re-encoded each round (the paper's); vae: the same BO over "
                         "the pooled VAE's z; random: u ~ p(u), z uniform in the box")
+    p.add_argument("--objective", default="exemplar", choices=OBJECTIVES,
+                   help="exemplar: -mean squared difference to the held-out task's medoid (the paper's); probability: "
+                        "log p(held-out task | x) under a logistic regression on every task (needs no exemplar)")
     p.add_argument("--budget", type=int, default=300, help="evaluations (designs scored), at most (default 300)")
     p.add_argument("--per-round", type=int, default=50, help="BO evaluations per round before re-encoding (default 50)")
     p.add_argument("--q", type=int, default=1, help="designs proposed per BO step (batch expected improvement; default 1)")

@@ -10,9 +10,9 @@ curve.
 """
 
 from .judge import Judge, train_judge
-from .objectives import ExemplarSimilarity, exemplar_of
+from .objectives import ClassProbability, ExemplarSimilarity, exemplar_of
 from .search import BOX, SearchResult, bayes_opt, bo_search, decode_designs, random_search
-from .setup import DiscoveryProblem, discovery_problem
+from .setup import OBJECTIVES, DiscoveryProblem, discovery_problem
 
-__all__ = ["BOX", "DiscoveryProblem", "ExemplarSimilarity", "Judge", "SearchResult", "bayes_opt", "bo_search", "decode_designs",
+__all__ = ["BOX", "OBJECTIVES", "ClassProbability", "DiscoveryProblem", "ExemplarSimilarity", "Judge", "SearchResult", "bayes_opt", "bo_search", "decode_designs",
            "discovery_problem", "exemplar_of", "random_search", "train_judge"]

@@ -9,7 +9,9 @@ from ..config import Config
 from ..data.sources import load_dataset
 from ..data.tasks import DataError, TaskDataset
 from .judge import Judge, train_judge
-from .objectives import ExemplarSimilarity, exemplar_of
+from .objectives import ClassProbability, ExemplarSimilarity, exemplar_of
+
+OBJECTIVES = ("exemplar", "probability")
 
 
 @dataclass
@@ -17,16 +19,21 @@ class DiscoveryProblem:
     full: TaskDataset           # every task, the held-out one included (the judge's data)
     held: TaskDataset           # the held-out task alone
     target_index: int           # its index in ``full``
-    objective: ExemplarSimilarity
+    objective: object           # designs (B,) + x_shape -> (B,), higher is better
     judge: Judge
+    exemplar: object = None     # the held-out task's medoid (shown beside the designs)
 
     @property
     def target_name(self) -> str:
         return self.full.task_names[self.target_index]
 
 
-def discovery_problem(config: Config, holdout=None, seed: int = 0) -> DiscoveryProblem:
-    """The problem of a run's config; ``holdout`` (name or index), when given, must be the run's own."""
+def discovery_problem(config: Config, holdout=None, seed: int = 0, objective: str = "exemplar") -> DiscoveryProblem:
+    """The problem of a run's config; ``holdout`` (name or index), when given, must be the run's own;
+    ``objective``: ``exemplar`` (similarity to the held-out task's medoid, the paper's) or
+    ``probability`` (log p(held-out task | x) under a logistic regression on every task)."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     d = config.data
     if d.holdout is None:
         raise DataError("this run was trained on every task; train with --holdout TASK to search for a task it never saw")
@@ -35,4 +42,6 @@ def discovery_problem(config: Config, holdout=None, seed: int = 0) -> DiscoveryP
     if holdout is not None and full.find_task(holdout) != t:
         raise DataError(f"the run holds out task {full.task_names[t]!r}, not {holdout!r}; search for the task the run never saw")
     _, held = full.without_task(t)
-    return DiscoveryProblem(full, held, t, ExemplarSimilarity(exemplar_of(held)), train_judge(full, seed))
+    exemplar = exemplar_of(held)
+    f = ExemplarSimilarity(exemplar) if objective == "exemplar" else ClassProbability(full, t)
+    return DiscoveryProblem(full, held, t, f, train_judge(full, seed), exemplar)

@@ -38,6 +38,7 @@ class Discovery:
         p.add_argument("--budget", type=int, default=300, help="evaluations per search (default 300)")
         p.add_argument("--per-round", type=int, default=50, help="BO evaluations per round (default 50)")
         p.add_argument("--q", type=int, default=5, help="designs per BO step (default 5)")
+        p.add_argument("--objective", default="exemplar", choices=["exemplar", "probability"], help="what the searches maximise")
         p.add_argument("--checkpoints", type=int, nargs="+", default=[50, 100], help="report the best objective after these many evaluations too")
         p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="model settings (short names), e.g. z_dim=5")
         p.add_argument("--runs", default="runs/discovery", help="where models are trained or reused")
@@ -65,7 +66,7 @@ class Discovery:
                     model, *_ = train_or_reuse(config, load_data(config), out, not args.no_progress)
                     model.eval()
                     models[kind] = (config, model)
-                problem = discovery_problem(models["hypervae"][0], seed=seed)
+                problem = discovery_problem(models["hypervae"][0], seed=seed, objective=args.objective)
                 for method in METHODS:
                     config, model = models["vae" if method == "vae" else "hypervae"]
                     torch.manual_seed(seed)
@@ -82,21 +83,27 @@ class Discovery:
                     log(f"holdout {task} seed {seed} {method}: best {r.best_objective:.4f}, judged {row['judged_as']} "
                         f"({'hit' if row['hit'] else 'miss'})")
                     if seed == args.seeds[0]:
-                        figure.setdefault(str(task), {"exemplar": problem.objective.exemplar})[method] = r.best_design
-        report = {"experiment": "discovery", "dataset": args.dataset, "budget": args.budget, "seeds": args.seeds,
+                        figure.setdefault(str(task), {"exemplar": problem.exemplar})[method] = r.best_design
+        report = {"experiment": "discovery", "dataset": args.dataset, "objective": args.objective, "budget": args.budget, "seeds": args.seeds,
                   "holdouts": [str(t) for t in tasks], "command": command_line(), "rows": rows}
-        stem = args.name or f"discovery_{Path(args.dataset).stem}"
+        stem = args.name or f"discovery_{Path(args.dataset).stem}" + ("" if args.objective == "exemplar" else f"_{args.objective}")
         write_outputs(args.out, stem, report, discovery_markdown(report, [*args.checkpoints, args.budget]))
         if figure and next(iter(figure.values()))["exemplar"].dim() == 3:
             _plot_designs(figure, Path(args.out) / f"{stem}.png")
         return report
 
 
+OBJECTIVE_TEXT = {
+    "exemplar": "objective: -mean squared difference to the held-out task's medoid (0 = the exemplar itself); ",
+    "probability": "objective: log p(held-out task | x) under a logistic regression trained on every task; ",
+}
+
+
 def discovery_markdown(report: dict, ks: List[int]) -> str:
     rows = report["rows"]
     lines = [f"# Discovery of a held-out task ({report['dataset']}): best objective and judge hits", "",
              f"Each of {len(report['holdouts'])} task(s) held out in turn, {len(report['seeds'])} seed(s); "
-             f"objective: -mean squared difference to the held-out task's medoid (0 = the exemplar itself); "
+             + OBJECTIVE_TEXT[report.get("objective", "exemplar")] +
              f"a hit: the judge (an SVC trained on every task, test accuracy "
              f"{np.mean([r['judge_test_accuracy'] for r in rows]):.3f}) assigns the best design to the held-out task.", "",
              "| method | " + " | ".join(f"best after {k}" for k in ks) + " | hit rate |", "|---|" + "---|" * (len(ks) + 1)]
