@@ -66,6 +66,9 @@ def cmd_evaluate(args) -> int:
     else:
         print(f"{config.method} on {data.name}, {args.split} split ({result['points']} points), ensembles of generated networks:")
         print(format_accuracy(result))
+        div = result.get("diversity")
+        print(f"NLL of the {result['members_drawn']}-member ensemble {result['nll']:.4f} nats/point"
+              + (f"; diversity (std / mean of weight norms) {div:.4f}" if div is not None else ""))
     if result.get("skipped_sizes"):
         print(f"skipped ensemble sizes {result['skipped_sizes']}: the run has {method.max_members} members")
     print(f"wrote {path}")
