@@ -20,6 +20,7 @@ SMALL = {
         "NUTS_SAMPLES = 10\nNUTS_WARMUP = 10\nNUTS_POINTS = 10\nGAP_STEPS = 3\nTHREADS = 1"
     ),
     "04_a_distribution_over_classifiers.ipynb": "STEPS = 20\nREG_STEPS = 20\nMEMBERS = 10\nTHREADS = 1",
+    "05_discovering_a_held_out_class.ipynb": "STEPS = 20\nBUDGET = 12\nPER_ROUND = 6\nQ = 3\nTHREADS = 1",
 }
 
 
