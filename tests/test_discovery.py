@@ -148,3 +148,21 @@ def test_class_probability_objective_needs_no_exemplar(trained):
     assert result.evaluations == 6 and result.curve[-1] >= result.curve[0]
     with pytest.raises(ValueError, match="objective must be one of"):
         discovery_problem(config, "2", objective="nearest")
+
+
+def test_bayes_opt_continues_from_history_and_improves_on_a_known_maximum():
+    from pyro_hypervae.discovery import bayes_opt
+
+    calls = []
+
+    def f(z):
+        calls.append(len(z))
+        return -(z - 1.0).pow(2).sum(-1)          # maximum 0 at z = (1, 1)
+
+    g = torch.Generator().manual_seed(0)
+    X, Y = bayes_opt(f, 2, 12, g, q=3)
+    assert sum(calls) == 12 and X.shape == (12, 2) and Y.shape == (12, 1)
+    calls.clear()
+    X2, Y2 = bayes_opt(f, 2, 4, g, history=(X, Y))
+    assert sum(calls) == 4 and torch.equal(X2[:12], X)              # no new start: the same GP data, 4 more points
+    assert float(Y2.max()) >= float(Y.max()) > -2.0                # better than a random point of the box on average (-17)

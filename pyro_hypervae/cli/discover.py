@@ -58,7 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "log p(held-out task | x) under a logistic regression on every task (needs no exemplar)")
     p.add_argument("--budget", type=int, default=300, help="evaluations (designs scored), at most (default 300)")
     p.add_argument("--per-round", type=int, default=50, help="BO evaluations per round before re-encoding (default 50)")
-    p.add_argument("--q", type=int, default=1, help="designs proposed per BO step (batch expected improvement; default 1)")
+    p.add_argument("--q", type=int, default=5, help="designs proposed per BO step (batch expected improvement; default 5, "
+                                                    "as reproduce discovery)")
     p.add_argument("--seed", type=int, default=0, help="seed of the search and the judge")
     p.add_argument("--out", required=True, help="JSON file to write (a PNG of the best designs beside it)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

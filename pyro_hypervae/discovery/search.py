@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -56,11 +56,13 @@ def decode_designs(model, theta, z: Tensor) -> Tensor:
 
 
 def bayes_opt(f: Callable[[Tensor], Tensor], dim: int, n: int, generator: torch.Generator, start: Optional[Tensor] = None,
-              n_init: int = 5, q: int = 1) -> None:
-    """Maximise f over [-BOX, BOX]^dim with ``n`` evaluations: ``n_init`` scrambled Sobol points
-    (and ``start``, a (k, dim) batch of known good points, counted among them), then ``q``
-    points at a time (fewer at the end of the budget) by (batch) log expected improvement
-    under a GP fitted to everything seen."""
+              n_init: int = 5, q: int = 1, history: Optional[Tuple[Tensor, Tensor]] = None) -> Tuple[Tensor, Tensor]:
+    """Maximise f over [-BOX, BOX]^dim with ``n`` new evaluations and return every (X, Y) seen.
+
+    Without ``history``: ``n_init`` scrambled Sobol points first (``start``, a (k, dim) batch
+    of known good points, counted among them). With ``history`` (X, Y) of the same f: no new
+    start, the GP begins from it. Then ``q`` points at a time (fewer at the end of the budget)
+    by (batch) log expected improvement under a GP fitted to everything seen."""
     from botorch.acquisition import LogExpectedImprovement, qLogExpectedImprovement
     from botorch.fit import fit_gpytorch_mll
     from botorch.models import SingleTaskGP
@@ -70,36 +72,49 @@ def bayes_opt(f: Callable[[Tensor], Tensor], dim: int, n: int, generator: torch.
 
     bounds = torch.tensor([[-BOX] * dim, [BOX] * dim], dtype=torch.double)
     seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
-    sobol = torch.quasirandom.SobolEngine(dim, scramble=True, seed=seed).draw(max(min(n_init, n), 1)).double() * 2 * BOX - BOX
-    X = sobol if start is None else torch.cat([start.double(), sobol])[: max(min(n_init, n), 1)]
-    Y = f(X).double().reshape(-1, 1)
-    while len(X) < n:
+    if history is None:
+        k = max(min(n_init, n), 1)
+        sobol = torch.quasirandom.SobolEngine(dim, scramble=True, seed=seed).draw(k).double() * 2 * BOX - BOX
+        X = sobol if start is None else torch.cat([start.double(), sobol])[:k]
+        Y = f(X).double().reshape(-1, 1)
+        done = len(X)
+    else:
+        X, Y = history
+        done = 0
+    while done < n:
         gp = SingleTaskGP(X, Y, input_transform=Normalize(dim, bounds=bounds), outcome_transform=Standardize(1))
         try:
             fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))
         except Exception:  # a failed fit keeps the prior hyperparameters; the search goes on
             pass
-        k = min(q, n - len(X))
+        k = min(q, n - done)
         acq = LogExpectedImprovement(gp, best_f=Y.max()) if k == 1 else qLogExpectedImprovement(gp, best_f=Y.max())
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + len(X))
             cand, _ = optimize_acqf(acq, bounds=bounds, q=k, num_restarts=4, raw_samples=64)
         X, Y = torch.cat([X, cand]), torch.cat([Y, f(cand).double().reshape(-1, 1)])
+        done += k
+    return X, Y
 
 
 def bo_search(model, objective: Callable[[Tensor], Tensor], budget: int = 300, per_round: int = 50, seed: int = 0,
               progress: bool = False, method: str = "hypervae", q: int = 1) -> SearchResult:
     """The paper's loop: rounds of ``per_round`` BO evaluations over z on the decoder theta(q(u | d)),
-    d the best design so far (an empty design, zeros, at first); ``q`` designs per BO step."""
+    d the best design so far (an empty design, zeros, at first); ``q`` designs per BO step.
+    When a round's decoder is the previous round's (d did not improve, or the model's decoder
+    does not depend on d, as the pooled VAE's), the round goes on with the same GP data
+    instead of starting again."""
     _check_budget(budget)
     g = torch.Generator().manual_seed(seed)
     result = SearchResult(method, budget)
     x_shape = tuple(model.target.x_shape)
     design = torch.zeros(x_shape)
     best_z: Optional[Tensor] = None
+    previous, history = None, None
     bar = tqdm(total=budget, disable=not progress, desc=f"discover ({method})")
     while result.evaluations < budget:
         theta = model.task_theta(design.reshape((1, 1) + x_shape))
+        same = previous is not None and all(torch.equal(theta[k], previous[k]) for k in theta)
         round_best = {"score": -math.inf, "z": None}
 
         def f(z: Tensor) -> Tensor:
@@ -114,8 +129,9 @@ def bo_search(model, objective: Callable[[Tensor], Tensor], budget: int = 300, p
             return scores
 
         n = min(per_round, budget - result.evaluations)
-        bayes_opt(f, model.target.z_dim, n, g, start=best_z, q=q)
-        best_z = round_best["z"]
+        history = bayes_opt(f, model.target.z_dim, n, g, start=best_z, q=q, history=history if same else None)
+        previous = theta
+        best_z = round_best["z"] if round_best["score"] >= result.best_objective else best_z
         design = result.best_design
         result.round_designs.append(result.best_design.clone())
     bar.close()
