@@ -67,3 +67,14 @@ def test_diversity_reports_every_ablation_and_hypervae(tmp_path):
     assert report["hypervae"][0]["prior"] > 0
     assert "HyperVAE, target VAEs from u ~ p(u)" in (out / "diversity_digits.md").read_text()
     assert (out / "diversity_digits.png").stat().st_size > 0
+
+
+def test_settings_scoped_to_a_row_win_over_the_common_ones():
+    from pyro_hypervae.experiments.hypergan import _settings, row_name
+
+    items = ["lr=0.001", "hypergan-matrix:lr=0.0001", "nets_per_step=10", "dropout:dropout=0.25"]
+    assert _settings(items, row_name("hypergan", "matrix")) == {"lr": 0.0001, "nets_per_step": 10}
+    assert _settings(items, "dropout") == {"lr": 0.001, "nets_per_step": 10, "dropout": 0.25}
+    assert _settings(items, "hypergan") == {"lr": 0.001, "nets_per_step": 10}
+    with pytest.raises(ValueError, match="unknown HyperGAN setting"):
+        _settings(["lr_rate=1"])

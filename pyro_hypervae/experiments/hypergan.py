@@ -60,7 +60,9 @@ def _common(p: argparse.ArgumentParser, dataset: str, steps: int, methods: bool 
         p.add_argument("--methods", nargs="+", default=["hypergan", "ensemble", "dropout"], help="methods (default all three)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default 0 1 2)")
     p.add_argument("--steps", type=int, default=steps, help=f"training steps (default {steps})")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="other HyperGAN settings, e.g. nets_per_step=10 lr=1e-3")
+    p.add_argument("--set", nargs="*", default=[], metavar="[ROW:]KEY=VALUE",
+                   help="other HyperGAN settings, e.g. nets_per_step=10 lr=1e-3; prefixed with a row (hypergan, hypergan-matrix, "
+                        "ensemble, dropout, or an ablation such as hypergan-no-disc), for that row only: ensemble:lr=1e-3")
     p.add_argument("--runs", default="runs/hypergan", help="where runs are trained or reused (default runs/hypergan)")
     p.add_argument("--out", default=OUT, help=f"where the JSON, table and plot go (default {OUT})")
     p.add_argument("--name", default=None, help="file stem of the outputs")
@@ -84,13 +86,22 @@ def _save(fig, path: Path, dpi: int = 120) -> None:
     _pyplot().close(fig)
 
 
-def _settings(items: List[str]) -> dict:
-    """``--set key=value`` -> {key: typed value} for HyperGANConfig fields."""
+def row_name(method: str, generator: str = "mlp", ablation: str = "none") -> str:
+    """A table row's name: the method, with the generator kind and ablation when not the default."""
+    return method + ("" if generator == "mlp" else f"-{generator}") + ("" if ablation == "none" else f"-{ablation}")
+
+
+def _settings(items: List[str], row: str = "") -> dict:
+    """``--set [ROW:]key=value`` -> {key: typed value} for HyperGANConfig fields: the unprefixed
+    items, then those prefixed with ``row`` (which win)."""
     fields = {f.name: f for f in dataclasses.fields(HyperGANConfig)}
     out = {}
-    for item in items:
+    scoped = [i.split(":", 1) if ":" in i.split("=", 1)[0] else ("", i) for i in items]
+    for scope, item in sorted(scoped, key=lambda p: p[0] != ""):
+        if scope and scope != row:
+            continue
         if "=" not in item:
-            raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
+            raise ValueError(f"--set takes [ROW:]KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         if key not in fields:
             raise ValueError(f"unknown HyperGAN setting {key!r}; see `pyro-hypervae hypergan train --help`")
@@ -101,9 +112,7 @@ def _settings(items: List[str]) -> dict:
 
 def run_dir(runs: str, config: HyperGANConfig) -> Path:
     """runs/DATASET/METHOD[-generator][-ablation][-sNNN steps]_sSEED."""
-    name = config.method
-    if config.method == "hypergan":
-        name += ("" if config.generator == "mlp" else f"-{config.generator}") + ("" if config.ablation == "none" else f"-{config.ablation}")
+    name = row_name(config.method, config.generator, config.ablation) if config.method == "hypergan" else config.method
     return Path(runs) / Path(config.dataset).stem / f"{name}_{config.steps}steps_s{config.seed}"
 
 
@@ -130,9 +139,14 @@ def train_or_reuse(config: HyperGANConfig, runs: str, progress: bool):
 
 
 def _configs(args, methods: List[str], **extra) -> List[HyperGANConfig]:
+    """One config per method and seed: the common options, ``--set`` (unprefixed, then the row's own), ``extra``."""
     torch.set_num_threads(args.threads)
-    base = dict(dataset=args.dataset, steps=args.steps, **_settings(args.set), **extra)
-    return [HyperGANConfig(**{**base, "method": m, "seed": s}) for m in methods for s in args.seeds]
+    out = []
+    for m in methods:
+        row = row_name(m, extra.get("generator", "mlp"), extra.get("ablation", "none")) if m == "hypergan" else m
+        base = {"dataset": args.dataset, "steps": args.steps, **extra, **_settings(args.set, row)}
+        out += [HyperGANConfig(**{**base, "method": m, "seed": s}) for s in args.seeds]
+    return out
 
 
 # -- ensembles ---------------------------------------------------------------------------------------
