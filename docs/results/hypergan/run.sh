@@ -11,7 +11,7 @@ P=".venv/bin/pyro-hypervae reproduce"
 export OMP_NUM_THREADS=1
 MNIST=(--dataset mnist5k --steps 2000 --no-progress)
 HG=(--set nets_per_step=10 lr=0.0001 disc_lr=0.0001 log_every=100)          # HyperGAN on MNIST-5k (lr_choice_mnist5k.md)
-BASE=(--set nets_per_step=10 lr=0.001 disc_lr=0.001 log_every=100)         # the baselines (lr chosen on digits' and MNIST-5k's validation)
+BASE=(--set nets_per_step=10 lr=0.001 disc_lr=0.001 log_every=100)         # the baselines (lr chosen on digits' validation, lr_choice_digits.md)
 DIGITS=(--dataset digits --steps 2000 --no-progress)
 DIGITS_LR=(--set lr=0.001 disc_lr=0.001 hypergan-matrix:lr=0.0001 hypergan-matrix:disc_lr=0.0001)   # lr_choice_digits.md
 LANES="runs/hypergan/lanes"
