@@ -19,16 +19,19 @@ case "${1:-report}" in
   lanes)
     ( for s in 0 1 2; do $P hypergan-ensembles "${MNIST[@]}" "${HG[@]}" --methods hypergan --seeds $s --out $LANES --name hg$s; done ) &
     ( $P hypergan-ensembles "${MNIST[@]}" "${BASE[@]}" --methods dropout --seeds 0 --split val --out $LANES --name dropout_val
-      $P hypergan-ensembles "${MNIST[@]}" "${BASE[@]}" --methods ensemble --seeds 0 --split val --out $LANES --name ensemble_val ) &
+      $P hypergan-ensembles "${MNIST[@]}" "${BASE[@]}" --methods ensemble --seeds 0 --split val --out $LANES --name ensemble_val
+      $P hypergan-ensembles "${MNIST[@]}" "${BASE[@]}" --methods dropout --seeds 1 2 --split val --out $LANES --name dropout_val_s12 ) &
     ( $P hypergan-ensembles "${DIGITS[@]}" "${DIGITS_LR[@]}" --methods hypergan ensemble dropout --generators mlp matrix --seeds 0 1 2 --runs runs/hypergan-chosen
       $P hypergan-diversity "${DIGITS[@]}" --seeds 0 1 2 --hypervae-steps 2000
       $P hypergan-regression --steps 3000 --seeds 0 1 2 --set lr=0.001 disc_lr=0.001 --no-progress ) &
     wait ;;
   report)
     $P hypergan-ensembles "${MNIST[@]}" "${HG[@]}" --methods hypergan --seeds 0 1 2 --name ensembles_mnist5k_test
-    $P hypergan-ensembles "${MNIST[@]}" "${BASE[@]}" --methods ensemble dropout --seeds 0 --name ensembles_mnist5k_test_baselines
+    $P hypergan-ensembles "${MNIST[@]}" "${BASE[@]}" --methods dropout --seeds 0 1 2 --name ensembles_mnist5k_test_dropout
+    $P hypergan-ensembles "${MNIST[@]}" "${BASE[@]}" --methods ensemble --seeds 0 --name ensembles_mnist5k_test_ensemble
     $P hypergan-ood "${MNIST[@]}" "${HG[@]}" --methods hypergan --seeds 0 1 2 --ood fashion-mnist --name ood_mnist5k_vs_fashion-mnist
-    $P hypergan-ood "${MNIST[@]}" "${BASE[@]}" --methods ensemble dropout --seeds 0 --ood fashion-mnist --name ood_mnist5k_vs_fashion-mnist_baselines
+    $P hypergan-ood "${MNIST[@]}" "${BASE[@]}" --methods dropout --seeds 0 1 2 --ood fashion-mnist --name ood_mnist5k_vs_fashion-mnist_dropout
+    $P hypergan-ood "${MNIST[@]}" "${BASE[@]}" --methods ensemble --seeds 0 --ood fashion-mnist --name ood_mnist5k_vs_fashion-mnist_ensemble
     $P hypergan-ensembles "${DIGITS[@]}" "${DIGITS_LR[@]}" --methods hypergan ensemble dropout --generators mlp matrix --seeds 0 1 2 --runs runs/hypergan-chosen
     $P hypergan-diversity "${DIGITS[@]}" --seeds 0 1 2 --hypervae-steps 2000
     $P hypergan-regression --steps 3000 --seeds 0 1 2 --set lr=0.001 disc_lr=0.001 --no-progress
