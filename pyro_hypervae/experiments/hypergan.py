@@ -192,18 +192,19 @@ def ensembles_markdown(report: dict) -> str:
     lines = [f"# Ensembles of generated classifiers: accuracy (%) on the {report['split']} split",
              "", f"Data: {report['dataset']}. Mean ± std over {seeds} seed(s); an ensemble of k averages the softmax of k members; "
              "the 100 drawn members are cut into 100 // k disjoint ensembles and their accuracies averaged.", "",
-             "| method | " + " | ".join(f"{k} net{'s' if k != '1' else ''}" for k in sizes) + " | diversity | learned parameters | train min |",
-             "|---|" + "---|" * (len(sizes) + 3)]
+             "| method | " + " | ".join(f"{k} net{'s' if k != '1' else ''}" for k in sizes) + " | diversity | learned parameters | lr | train min |",
+             "|---|" + "---|" * (len(sizes) + 4)]
     for row in report["rows"]:
         cells = [_pm([s["accuracy"].get(k) for s in row["seeds"]]) if all(k in s["accuracy"] for s in row["seeds"]) else "-" for k in sizes]
         div = _pm([s["diversity"] for s in row["seeds"]], 1.0, 3)
         params = sum(v for k, v in row["seeds"][0]["params"].items())
         mins = [s["train_minutes"] for s in row["seeds"] if s["train_minutes"] is not None]
-        lines.append(f"| {row['label']} | " + " | ".join(cells) + f" | {div} | {params / 1e3:.0f}K | {np.mean(mins):.1f} |" if mins else
-                     f"| {row['label']} | " + " | ".join(cells) + f" | {div} | {params / 1e3:.0f}K | reused |")
+        lr = row["seeds"][0]["config"]["lr"]
+        lines.append(f"| {row['label']} | " + " | ".join(cells) + f" | {div} | {params / 1e3:.0f}K | {lr:g} | "
+                     + (f"{np.mean(mins):.1f} |" if mins else "reused |"))
     first = report["rows"][0]["seeds"][0]["config"]
     lines += ["", f"Settings: {first['steps']} steps, {first['nets_per_step']} generated networks and {first['batch_size']} examples per step "
-              f"(the paper: 100 and 100), Adam lr {first['lr']}, weight decay {first['weight_decay']}, beta {first['beta']}, "
+              f"(the paper: 100 and 100), Adam (lr per row; how each was chosen: lr_choice_*.md), weight decay {first['weight_decay']}, beta {first['beta']}, "
               f"noise {first['noise_dim']}-d, codes {first['code_dim']}-d per layer.",
               "Learned parameters: the mixer and generators for HyperGAN (discriminator included), the members' weights for the ensemble.",
               "", f"Command: `{report['command']}`" if report["command"] else ""]
