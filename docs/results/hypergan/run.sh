@@ -34,6 +34,7 @@ case "${1:-report}" in
     $P hypergan-ood "${MNIST[@]}" "${BASE[@]}" --methods ensemble --seeds 0 --ood fashion-mnist --name ood_mnist5k_vs_fashion-mnist_ensemble
     $P hypergan-ensembles "${DIGITS[@]}" "${DIGITS_LR[@]}" --methods hypergan ensemble dropout --generators mlp matrix --seeds 0 1 2 --runs runs/hypergan-chosen
     $P hypergan-diversity "${DIGITS[@]}" --seeds 0 1 2 --hypervae-steps 2000
+    $P hypergan-diversity "${DIGITS[@]}" --seeds 0 1 2 --hypervae-steps 2000 --runs runs/hypergan-chosen --set lr=0.001 disc_lr=0.001 --name diversity_digits_lr0.001
     $P hypergan-regression --steps 3000 --seeds 0 1 2 --set lr=0.001 disc_lr=0.001 --no-progress
     .venv/bin/python benchmarks/hypergan_step.py --threads 2 --reps 5 | tee docs/results/hypergan/benchmark_step.txt ;;
 esac
