@@ -9,6 +9,7 @@ a run finishes).
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -41,6 +42,16 @@ def save_atomic(obj: dict, path: str | Path) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_json_atomic(obj, path: str | Path, indent: int | None = None) -> Path:
+    """Write ``obj`` as JSON to ``path`` (its folder made if needed) through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=indent))
+    os.replace(tmp, path)
+    return path
 
 
 def load_checkpoint(path: str | Path) -> dict:

@@ -7,7 +7,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from ..checkpoint import CHECKPOINT_FILE, CONFIG_FILE
+from ..checkpoint import CHECKPOINT_FILE, CONFIG_FILE, write_json_atomic
 from ..data.sources import read_points
 from ..data.tasks import DataError
 from ..hypergan import HyperGANConfig, build, evaluate_method, fit, load_run, member_outputs, uncertainty_scores
@@ -90,9 +90,7 @@ def cmd_score(args) -> int:
               "higher_is_more_anomalous": True,
               "formulas": {"entropy": "H[mean_m softmax_m(x)] (nats)", "variance": "mean_k var_m softmax_m(x)_k"},
               **{k: v.tolist() for k, v in scores.items()}}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result))
+    out = write_json_atomic(result, args.out)
     print(f"wrote entropy and variance of {len(x)} points ({args.members} members of {config.method}) to {out}")
     return 0
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 import torch
 
+from ..checkpoint import write_json_atomic
 from ..data.sources import read_points
 from ..data.tasks import DataError
 from ..evaluation.outliers import outlier_scores
@@ -36,9 +35,7 @@ def cmd_score(args) -> int:
         "num_samples": args.samples,
         "scores": scores.tolist(),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result))
+    out = write_json_atomic(result, args.out)
     print(f"wrote {len(scores)} {which} scores of {model.name} to {out}")
     return 0
 
