@@ -17,6 +17,7 @@ import numpy as np
 
 from ..checkpoint import CHECKPOINT_FILE, CONFIG_FILE, HISTORY_FILE, CheckpointError, load_checkpoint
 from ..config import Config
+from .plots import pyplot
 
 
 def read_history(run_dir: str | Path) -> List[dict]:
@@ -77,10 +78,7 @@ def plot_histories(histories: Mapping[str, List[dict]], path: str | Path, smooth
     smooth = smooth or max(1, max(len(h) for h in histories.values()) // 30)
     hierarchical = {label: any(r["kl_u"] > 0 for r in h) for label, h in histories.items()}
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     ncols = 2 if any(hierarchical.values()) else 1
     fig, axes = plt.subplots(1, ncols, figsize=(5.5 * ncols, 3.8), squeeze=False)

@@ -15,6 +15,24 @@ from ..data.tasks import TaskDataset
 from .inference_data import active_u_dims
 
 
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (imported on first use)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
+    """Tight layout, write ``fig`` to ``path``, close it."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
+    return Path(path)
+
+
 def example_batch(data: TaskDataset, num_tasks: int = 2, num_points: int = 3) -> Tensor:
     """A small task batch (num_tasks, num_points) + x_shape, the first points of
     the first tasks, enough to trace the model for a picture."""

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from ..data.tasks import TaskDataset
+from .plots import pyplot
 
 
 @torch.no_grad()
@@ -25,10 +26,7 @@ def sample_task(model, data: TaskDataset, task: int, n: int = 64, generator: tor
 def save_grid(samples: Tensor, path: str | Path, title: str = "") -> Path:
     """Save samples (n,) + x_shape as a PNG: an image grid for images, a heat map
     (one row per sample) for vectors."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ from typing import Dict, List
 import numpy as np
 import torch
 
+from ..analysis.plots import pyplot, save_figure
 from ..config import Config
 from ..discovery import bo_search, discovery_problem, random_search
 from ..models.build import load_data
@@ -120,10 +121,7 @@ def discovery_markdown(report: dict, ks: List[int]) -> str:
 
 
 def _plot_designs(figure: Dict[str, dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     cols = ["exemplar", *METHODS]
     fig, axes = plt.subplots(len(figure), len(cols), figsize=(1.6 * len(cols), 1.6 * len(figure)), squeeze=False)
@@ -137,6 +135,4 @@ def _plot_designs(figure: Dict[str, dict], path: Path) -> None:
             if i == 0:
                 ax.set_title(col, fontsize=8)
         axes[i, 0].set_ylabel(f"held out: {task}", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, 110)

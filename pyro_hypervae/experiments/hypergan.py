@@ -27,6 +27,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
+from ..analysis.plots import pyplot, save_figure
 from ..checkpoint import CHECKPOINT_FILE, CONFIG_FILE, load_checkpoint
 from ..config import Config
 from ..data.sources import load_dataset
@@ -68,22 +69,6 @@ def _common(p: argparse.ArgumentParser, dataset: str, steps: int, methods: bool 
     p.add_argument("--name", default=None, help="file stem of the outputs")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-
-
-def _pyplot():
-    """matplotlib.pyplot on the file-only Agg backend."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path, dpi: int = 120) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    _pyplot().close(fig)
 
 
 def row_name(method: str, generator: str = "mlp", ablation: str = "none") -> str:
@@ -212,7 +197,7 @@ def ensembles_markdown(report: dict) -> str:
 
 
 def plot_ensembles(report: dict, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for row in report["rows"]:
         ks = [k for k in report["members"] if all(str(k) in s["accuracy"] for s in row["seeds"])]
@@ -223,7 +208,7 @@ def plot_ensembles(report: dict, path: Path) -> None:
     ax.set_ylabel(f"{report['split']} accuracy (%)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    _save(fig, path, 120)
+    save_figure(fig, path, 120)
 
 
 # -- out-of-distribution ------------------------------------------------------------------------------
@@ -293,7 +278,7 @@ class OutOfDistribution:
 
 
 def _plot_histograms(hist: dict, methods: List[str], path: Path, inn: str, out: str) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(2, len(methods), figsize=(3.2 * len(methods), 5), squeeze=False)
     for j, method in enumerate(methods):
         for i, name in enumerate(("entropy", "variance")):
@@ -305,7 +290,7 @@ def _plot_histograms(hist: dict, methods: List[str], path: Path, inn: str, out: 
             ax.set_title(f"{LABELS[method]}: {name}", fontsize=9)
             ax.set_yscale("log")
     axes[0, 0].legend(fontsize=7)
-    _save(fig, path, 110)
+    save_figure(fig, path, 110)
 
 
 # -- diversity ----------------------------------------------------------------------------------------
@@ -379,7 +364,7 @@ class Diversity:
 
 
 def _plot_diversity(rows, names, path: Path, dataset: str) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for row in rows:
         for i, s in enumerate(row["seeds"]):
@@ -392,7 +377,7 @@ def _plot_diversity(rows, names, path: Path, dataset: str) -> None:
     ax.set_title(f"generated networks on {dataset}", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    _save(fig, path, 120)
+    save_figure(fig, path, 120)
 
 
 # -- 1-D regression -----------------------------------------------------------------------------------
@@ -443,7 +428,7 @@ class Regression:
 
 
 def _plot_regression(curves: Dict[str, tuple], train, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(curves), figsize=(3.6 * len(curves), 3.3), squeeze=False, sharey=True)
     for ax, (method, (x, mean, std)) in zip(axes[0], curves.items()):
         ax.plot(x, x ** 3, "k--", lw=1, label="x^3")
@@ -454,4 +439,4 @@ def _plot_regression(curves: Dict[str, tuple], train, path: Path) -> None:
         ax.set_xlabel("x")
         ax.set_ylim(-250, 250)
     axes[0, 0].legend(fontsize=7)
-    _save(fig, path, 120)
+    save_figure(fig, path, 120)

@@ -15,6 +15,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from ..analysis.plots import pyplot, save_figure
 from ..registry import EXPERIMENTS
 from .report import label, write_outputs
 
@@ -192,10 +193,7 @@ def plot_per_task_differences(summary: dict, path: Path) -> Optional[Path]:
     pairs = [(hv, base, d["nll_per_task"]) for hv, per in summary["hypervae_minus"].items() for base, d in per.items() if "nll_per_task" in d]
     if not pairs:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     tasks = list(pairs[0][2])
     y = np.arange(len(tasks))
@@ -213,10 +211,7 @@ def plot_per_task_differences(summary: dict, path: Path) -> Optional[Path]:
     ax.set_xlabel("-LL difference, nats per point (negative: HyperVAE better)")
     ax.set_title(f"{summary['dataset']}: HyperVAE minus baselines by task\n(bars: mean of {len(summary['seeds'])} seeds; dots: each seed)", fontsize=10)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=1, frameon=False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, 110)
 
 
 def summarize_reports(args) -> dict:
