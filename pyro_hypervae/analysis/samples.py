@@ -20,7 +20,7 @@ def sample_task(model, data: TaskDataset, task: int, n: int = 64, generator: tor
     task = data.task_index(task)
     theta = model.task_theta(data.points(task, "train").unsqueeze(0), torch.tensor([task]))
     z = torch.randn((1, n, model.target.z_dim), generator=generator)
-    return model.target.x_mean(model.target.decode(z, theta))[0]
+    return model.target.decoded_mean(z, theta)[0]
 
 
 def save_grid(samples: Tensor, path: str | Path, title: str = "") -> Path:

@@ -49,12 +49,6 @@ def _check_budget(budget: int) -> None:
         raise ValueError(f"the budget must be a positive number of evaluations, got {budget!r}")
 
 
-@torch.no_grad()
-def decode_designs(model, theta, z: Tensor) -> Tensor:
-    """Decoder means of z (B, z_dim) under one generated decoder theta {name: (1, ...)}: (B,) + x_shape."""
-    return model.target.x_mean(model.target.decode(z.float().unsqueeze(0), theta))[0]
-
-
 def bayes_opt(f: Callable[[Tensor], Tensor], dim: int, n: int, generator: torch.Generator, start: Optional[Tensor] = None,
               n_init: int = 5, q: int = 1, history: Optional[Tuple[Tensor, Tensor]] = None) -> Tuple[Tensor, Tensor]:
     """Maximise f over [-BOX, BOX]^dim with ``n`` new evaluations and return every (X, Y) seen.
@@ -119,7 +113,8 @@ def bo_search(model, objective: Callable[[Tensor], Tensor], budget: int = 300, p
 
         def f(z: Tensor) -> Tensor:
             result.latents.extend(z.float())
-            designs = decode_designs(model, theta, z)
+            with torch.no_grad():   # z (B, z_dim) under the one decoder theta {name: (1, ...)}
+                designs = model.target.decoded_mean(z.float().unsqueeze(0), theta)[0]
             scores = objective(designs)
             result.record(designs, scores)
             i = int(scores.argmax())
@@ -153,7 +148,7 @@ def random_search(model, objective: Callable[[Tensor], Tensor], budget: int = 30
             u = model.sample_prior_u(n)
         z = torch.rand(n, 1, model.target.z_dim, generator=g) * 2 * BOX - BOX
         result.latents.extend(z[:, 0])
-        designs = model.target.x_mean(model.target.decode(z, model.theta_of_u(u)))[:, 0]
+        designs = model.target.decoded_mean(z, model.theta_of_u(u))[:, 0]
         result.record(designs, objective(designs))
         result.round_designs.append(result.best_design.clone())
         bar.update(n)

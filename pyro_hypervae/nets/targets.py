@@ -89,6 +89,11 @@ class TargetVAE(ParamNetwork):
     def x_mean(self, out: Tensor) -> Tensor:
         return self.likelihood.mean(out, len(self.x_shape))
 
+    def decoded_mean(self, z: Tensor, params: Params) -> Tensor:
+        """The likelihood's mean of x given z (pixel probabilities for Bernoulli data):
+        z L+(N, z_dim) -> L+(N,)+x_shape."""
+        return self.x_mean(self.decode(z, params))
+
     def _encode(self, x, p):
         h = self._features(x, p)
         loc = linear(h, p["enc_loc_w"], p["enc_loc_b"])
