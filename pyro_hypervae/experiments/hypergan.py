@@ -37,6 +37,7 @@ from ..inference.train import fit as fit_hypervae
 from ..models.build import build_model, load_data
 from ..nets.params import flatten_params
 from ..registry import EXPERIMENTS
+from .protocol import refuse_other_settings
 from .report import command_line, log, write_outputs
 
 OUT = "docs/results/hypergan"
@@ -72,7 +73,9 @@ def _common(p: argparse.ArgumentParser, dataset: str, steps: int, methods: bool 
 
 
 def row_name(method: str, generator: str = "mlp", ablation: str = "none") -> str:
-    """A table row's name: the method, with the generator kind and ablation when not the default."""
+    """A table row's name: the method, and for HyperGAN its generator kind and ablation when not the default."""
+    if method != "hypergan":
+        return method
     return method + ("" if generator == "mlp" else f"-{generator}") + ("" if ablation == "none" else f"-{ablation}")
 
 
@@ -97,7 +100,7 @@ def _settings(items: List[str], row: str = "") -> dict:
 
 def run_dir(runs: str, config: HyperGANConfig) -> Path:
     """runs/DATASET/METHOD[-generator][-ablation][-sNNN steps]_sSEED."""
-    name = row_name(config.method, config.generator, config.ablation) if config.method == "hypergan" else config.method
+    name = row_name(config.method, config.generator, config.ablation)
     return Path(runs) / Path(config.dataset).stem / f"{name}_{config.steps}steps_s{config.seed}"
 
 
@@ -109,8 +112,7 @@ def train_or_reuse(config: HyperGANConfig, runs: str, progress: bool):
     if (out / CHECKPOINT_FILE).exists():
         saved = HyperGANConfig.read(out / CONFIG_FILE)
         diffs = {k: (v, getattr(config, k)) for k, v in dataclasses.asdict(saved).items() if getattr(config, k) != v}
-        if diffs:
-            raise FileExistsError(f"{out} holds a run with other settings {diffs}; pass another --runs or delete it")
+        refuse_other_settings(out, diffs, "pass another --runs or delete it")
         if int(load_checkpoint(out / CHECKPOINT_FILE)["step"]) == config.steps:
             log(f"reusing finished run {out}")
             _, data, method = load_run(out)
@@ -128,7 +130,7 @@ def _configs(args, methods: List[str], **extra) -> List[HyperGANConfig]:
     torch.set_num_threads(args.threads)
     out = []
     for m in methods:
-        row = row_name(m, extra.get("generator", "mlp"), extra.get("ablation", "none")) if m == "hypergan" else m
+        row = row_name(m, extra.get("generator", "mlp"), extra.get("ablation", "none"))
         base = {"dataset": args.dataset, "steps": args.steps, **extra, **_settings(args.set, row)}
         out += [HyperGANConfig(**{**base, "method": m, "seed": s}) for s in args.seeds]
     return out
@@ -244,7 +246,7 @@ class OutOfDistribution:
                 data, m, _ = train_or_reuse(config, args.runs, not args.no_progress)
                 if tuple(x_ood.shape[1:]) != tuple(data.x_shape):
                     raise ValueError(f"{args.ood} points are {tuple(x_ood.shape[1:])}, the runs take {data.x_shape}")
-                k = min(args.members, m.max_members or args.members)
+                k = m.available(args.members)
                 x_in = data.split("test").x
                 s_in = uncertainty_scores(member_outputs(m, x_in, k).softmax(-1))
                 s_out = uncertainty_scores(member_outputs(m, x_ood, k).softmax(-1))
@@ -399,7 +401,7 @@ class Regression:
             for config in _configs(args, [method]):
                 data, m, _ = train_or_reuse(config, args.runs, not args.no_progress)
                 grid = data.split("test").x
-                k = min(100, m.max_members or 100)
+                k = m.available(100)
                 pred = member_outputs(m, grid, k)[..., 0]         # (M, G)
                 mean, std = pred.mean(0), pred.std(0)
                 inside = (grid[:, 0].abs() <= 4)

@@ -17,17 +17,23 @@ from .objective import diversity
 
 
 @torch.no_grad()
-def member_outputs(method: ClassifierEnsemble, x: Tensor, num: int, seed: int = 0, chunk: int = 250) -> Tensor:
-    """Outputs (M, N, out) of ``num`` members on points x (N,) + x_shape, in chunks of points;
-    members drawn once with ``seed`` (on a forked RNG: the caller's draws are untouched)."""
+def _members_and_outputs(method: ClassifierEnsemble, x: Optional[Tensor], num: int, seed: int, chunk: int = 250):
+    """(params of ``num`` members drawn with ``seed``, their outputs (M, N, out) on x in chunks of
+    points, or None without x), on a forked RNG: the caller's draws are untouched."""
     was_training = method.training
     method.eval()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         params = method.members(num)
-        out = torch.cat([method.outputs(xc, params, num) for xc in x.split(chunk)], dim=1)
+        out = None if x is None else torch.cat([method.outputs(xc, params, num) for xc in x.split(chunk)], dim=1)
     method.train(was_training)
-    return out
+    return params, out
+
+
+def member_outputs(method: ClassifierEnsemble, x: Tensor, num: int, seed: int = 0, chunk: int = 250) -> Tensor:
+    """Outputs (M, N, out) of ``num`` members on points x (N,) + x_shape, in chunks of points;
+    members drawn once with ``seed`` (on a forked RNG: the caller's draws are untouched)."""
+    return _members_and_outputs(method, x, num, seed, chunk)[1]
 
 
 def ensemble_accuracy(probs: Tensor, y: Tensor, sizes: Sequence[int]) -> Dict[str, float]:
@@ -53,13 +59,14 @@ def uncertainty_scores(probs: Tensor) -> Dict[str, Tensor]:
     return {"entropy": entropy, "variance": variance}
 
 
-@torch.no_grad()
 def generated_diversity(method: ClassifierEnsemble, num: int = 100, seed: int = 0) -> Optional[float]:
     """std / mean of the L2 norms of ``num`` members' weight vectors; None when the members
     share one set of weights (MC dropout)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        params = method.members(num)
+    return _diversity_of(method, _members_and_outputs(method, None, num, seed)[0])
+
+
+@torch.no_grad()
+def _diversity_of(method: ClassifierEnsemble, params) -> Optional[float]:
     flat = method.flat(params)
     return diversity(flat) if flat.shape[0] >= 2 else None
 
@@ -73,8 +80,8 @@ def evaluate_method(method: ClassifierEnsemble, x: Tensor, y: Tensor, members: S
     if not members:
         raise ValueError(f"this method has {method.max_members} members; ask for ensembles of at most that many")
     M = max(members)
-    out = member_outputs(method, x, M, seed)
-    result: dict = {"members_drawn": M, "points": int(len(y)), "diversity": generated_diversity(method, M, seed) if M > 1 else None}
+    params, out = _members_and_outputs(method, x, M, seed)
+    result: dict = {"members_drawn": M, "points": int(len(y)), "diversity": _diversity_of(method, params) if M > 1 else None}
     if skipped:
         result["skipped_sizes"] = skipped
     if regression:

@@ -53,6 +53,10 @@ class ClassifierEnsemble(nn.Module):
         """Training terms on a batch; ``loss`` is what the optimiser minimises."""
         raise NotImplementedError
 
+    def available(self, num: int) -> int:
+        """``num``, or fewer when the method has only ``max_members`` distinct members."""
+        return num if self.max_members is None else min(num, self.max_members)
+
     def members(self, num: int) -> Params:  # pragma: no cover - abstract
         """Parameters of ``num`` networks: {name: (num or 1, *shape)}."""
         raise NotImplementedError

@@ -31,10 +31,10 @@ def _record(method: ClassifierEnsemble, data: LabelledData, step: int, terms: di
     if d_loss is not None:
         rec["d_loss"] = d_loss
     if method.max_members is None or method.max_members > 1:
-        rec["diversity"] = generated_diversity(method, min(c.eval_nets, method.max_members or c.eval_nets))
+        rec["diversity"] = generated_diversity(method, method.available(c.eval_nets))
     if not data.is_regression and len(data.splits.get("val", ())) > 0:
         val = data.splits["val"]
-        k = min(10, method.max_members or 10)
+        k = method.available(10)
         probs = member_outputs(method, val.x, k, seed=1).softmax(-1)
         rec.update({f"val_accuracy_{n}": a for n, a in ensemble_accuracy(probs, val.y, [1, k]).items()})
     return rec
