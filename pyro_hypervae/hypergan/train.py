@@ -102,7 +102,6 @@ def fit(method: ClassifierEnsemble, data: LabelledData, out_dir: Optional[str | 
     n = len(train)
     shape = (method.config.members, c.batch_size) if method.per_member_batches else (c.batch_size,)
     bar = tqdm(range(start + 1, c.steps + 1), disable=not progress, desc=f"train {c.method}", initial=start, total=c.steps)
-    running = None
     for step in bar:
         idx = torch.randint(n, shape, generator=sampler)
         terms = method.losses(train.x[idx], train.y[idx])
@@ -118,8 +117,6 @@ def fit(method: ClassifierEnsemble, data: LabelledData, out_dir: Optional[str | 
             d.backward()
             d_optim.step()
             d_loss = float(d.detach())
-        value = float(terms["loss"].detach())
-        running = value if running is None else 0.95 * running + 0.05 * value
         if step % c.log_every == 0 or step == c.steps:
             rec = _record(method, data, step, terms, d_loss)
             history.append(rec)
