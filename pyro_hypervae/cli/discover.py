@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 import torch
 
 from ..analysis.samples import save_grid
-from ..discovery import BOX, OBJECTIVES, bo_search, discovery_problem, random_search
+from ..checkpoint import write_json_atomic
+from ..discovery import BOX, OBJECTIVES, discovery_problem, search
 from ..models.build import load_run
 
 METHODS = {"hypervae": "hypervae", "vae": "vae", "random": "hypervae"}   # method -> the model its run must hold
@@ -23,19 +22,12 @@ def cmd_discover(args) -> int:
         raise ValueError(f"--method {args.method} searches a {METHODS[args.method]} run; {args.run} holds a {config.model} run")
     problem = discovery_problem(config, args.holdout, seed=args.seed, objective=args.objective)
     torch.manual_seed(args.seed)
-    if args.method == "random":
-        result = random_search(model, problem.objective, args.budget, args.seed, progress=not args.no_progress)
-    else:
-        result = bo_search(model, problem.objective, args.budget, args.per_round, args.seed, not args.no_progress, args.method, args.q)
-    verdict = int(problem.judge.predict(result.best_design[None])[0])
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    result = search(args.method, model, problem.objective, args.budget, args.seed, args.per_round, args.q, not args.no_progress)
     report = {"run": str(args.run), "method": args.method, "holdout": problem.target_name, "seed": args.seed,
               "budget": args.budget, "evaluations": result.evaluations, "objective": problem.objective.name,
-              "best_objective": result.best_objective, "hit": verdict == problem.target_index,
-              "judged_as": problem.full.task_names[verdict], "judge_test_accuracy": problem.judge.test_accuracy,
+              "best_objective": result.best_objective, **problem.verdict(result.best_design),
               "curve": result.curve, "box": BOX}
-    out.write_text(json.dumps(report, indent=1))
+    out = write_json_atomic(report, args.out, indent=1)
     png = out.with_suffix(".png")
     if len(model.target.x_shape) == 3:
         save_grid(torch.stack([problem.exemplar] + result.round_designs), png,

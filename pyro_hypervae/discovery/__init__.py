@@ -11,8 +11,8 @@ curve.
 
 from .judge import Judge, train_judge
 from .objectives import ClassProbability, ExemplarSimilarity, exemplar_of
-from .search import BOX, SearchResult, bayes_opt, bo_search, random_search
+from .search import BOX, SearchResult, bayes_opt, bo_search, random_search, search
 from .setup import OBJECTIVES, DiscoveryProblem, discovery_problem
 
 __all__ = ["BOX", "OBJECTIVES", "ClassProbability", "DiscoveryProblem", "ExemplarSimilarity", "Judge", "SearchResult", "bayes_opt", "bo_search",
-           "discovery_problem", "exemplar_of", "random_search", "train_judge"]
+           "discovery_problem", "exemplar_of", "random_search", "search", "train_judge"]

@@ -44,6 +44,14 @@ class SearchResult:
             self.curve.append(self.best_objective)
 
 
+def search(method: str, model, objective: Callable[[Tensor], Tensor], budget: int = 300, seed: int = 0, per_round: int = 50,
+           q: int = 1, progress: bool = False) -> SearchResult:
+    """``random``: ``random_search``; ``hypervae`` or ``vae``: ``bo_search`` on that model."""
+    if method == "random":
+        return random_search(model, objective, budget, seed, progress=progress)
+    return bo_search(model, objective, budget, per_round, seed, progress, method, q)
+
+
 def _check_budget(budget: int) -> None:
     if not isinstance(budget, int) or budget < 1:
         raise ValueError(f"the budget must be a positive number of evaluations, got {budget!r}")

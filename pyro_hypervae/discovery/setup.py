@@ -27,6 +27,12 @@ class DiscoveryProblem:
     def target_name(self) -> str:
         return self.full.task_names[self.target_index]
 
+    def verdict(self, design) -> dict:
+        """The judge on one design (x_shape): ``hit`` (assigned to the held-out task), ``judged_as``
+        (the task it was assigned to) and the judge's ``judge_test_accuracy``."""
+        t = int(self.judge.predict(design[None])[0])
+        return {"hit": t == self.target_index, "judged_as": self.full.task_names[t], "judge_test_accuracy": self.judge.test_accuracy}
+
 
 def discovery_problem(config: Config, holdout=None, seed: int = 0, objective: str = "exemplar") -> DiscoveryProblem:
     """The problem of a run's config; ``holdout`` (name or index), when given, must be the run's own;

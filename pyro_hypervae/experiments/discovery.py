@@ -16,7 +16,7 @@ import torch
 
 from ..analysis.plots import pyplot, save_figure
 from ..config import Config
-from ..discovery import bo_search, discovery_problem, random_search
+from ..discovery import discovery_problem, search
 from ..models.build import load_data
 from ..registry import EXPERIMENTS
 from .report import command_line, log, write_outputs
@@ -71,15 +71,10 @@ class Discovery:
                 for method in METHODS:
                     config, model = models["vae" if method == "vae" else "hypervae"]
                     torch.manual_seed(seed)
-                    if method == "random":
-                        r = random_search(model, problem.objective, args.budget, seed)
-                    else:
-                        r = bo_search(model, problem.objective, args.budget, args.per_round, seed, False, method, args.q)
-                    verdict = int(problem.judge.predict(r.best_design[None])[0])
+                    r = search(method, model, problem.objective, args.budget, seed, args.per_round, args.q)
                     row = {"holdout": str(task), "seed": seed, "method": method, "evaluations": r.evaluations,
                            "best": {str(k): r.curve[min(k, len(r.curve)) - 1] for k in [*args.checkpoints, args.budget]},
-                           "hit": verdict == problem.target_index, "judged_as": problem.full.task_names[verdict],
-                           "judge_test_accuracy": problem.judge.test_accuracy}
+                           **problem.verdict(r.best_design)}
                     rows.append(row)
                     log(f"holdout {task} seed {seed} {method}: best {r.best_objective:.4f}, judged {row['judged_as']} "
                         f"({'hit' if row['hit'] else 'miss'})")
