@@ -22,7 +22,7 @@ import dataclasses
 import json
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import numpy as np
 import torch
@@ -33,12 +33,12 @@ from ..config import Config
 from ..data.sources import load_dataset
 from ..hypergan import HyperGANConfig, build, evaluate_method, fit, load_run, member_outputs, uncertainty_scores
 from ..hypergan.objective import diversity
-from ..inference.train import fit as fit_hypervae
-from ..models.build import build_model, load_data
+from ..models.build import load_data
 from ..nets.params import flatten_params
 from ..registry import EXPERIMENTS
 from .protocol import refuse_other_settings
 from .report import command_line, log, write_outputs
+from .runs import train_or_reuse as train_or_reuse_hypervae
 
 OUT = "docs/results/hypergan"
 LABELS = {"hypergan": "HyperGAN", "ensemble": "independent ensemble", "dropout": "MC dropout"}
@@ -297,24 +297,18 @@ def _plot_histograms(hist: dict, methods: List[str], path: Path, inn: str, out: 
 
 # -- diversity ----------------------------------------------------------------------------------------
 
-def hypervae_diversity(dataset: str, steps: int, seed: int, num: int = 100, progress: bool = False, runs: Optional[str] = None) -> dict:
-    """Train a HyperVAE with its defaults on ``dataset`` (or reuse it) and measure the diversity of the
-    target VAEs decoded from ``num`` draws of u from its prior: every parameter of a target VAE in one vector."""
+def hypervae_diversity(dataset: str, steps: int, seed: int, runs: str, num: int = 100, progress: bool = False) -> dict:
+    """Train a HyperVAE with its defaults on ``dataset`` into ``runs`` (or reuse it there) and measure the
+    diversity of the target VAEs decoded from ``num`` draws of u from its prior: every parameter of a
+    target VAE in one vector."""
     config = Config(dataset=dataset, steps=steps, seed=seed)
-    data = load_data(config)
-    model = build_model(config, data)
-    out = Path(runs) / Path(dataset).stem / f"hypervae_{steps}steps_s{seed}" if runs else None
-    if out is not None and (out / CHECKPOINT_FILE).exists() and int(load_checkpoint(out / CHECKPOINT_FILE)["step"]) == steps:
-        model.load_state_dict(load_checkpoint(out / CHECKPOINT_FILE)["model"])
-    else:
-        fit_hypervae(model, data, config, out_dir=out, progress=progress)
+    out = Path(runs) / Path(dataset).stem / f"hypervae_{steps}steps_s{seed}"
+    model, *_ = train_or_reuse_hypervae(config, load_data(config), out, progress)
     model.eval()
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        u = model.prior().sample((num,)).reshape(num, -1)
-        theta = model.theta_of_u(u)
-        target = model.target
-        flat = flatten_params(theta, target.param_specs, target.param_shapes)
+        theta = model.theta_of_u(model.sample_prior_u(num))
+        flat = flatten_params(theta, model.target.param_specs, model.target.param_shapes)
     return {"prior": diversity(flat), "steps": steps, "seed": seed, "num": num}
 
 
@@ -342,7 +336,7 @@ class Diversity:
                                  "curve": [(h["step"], h["diversity"]) for h in history if h.get("diversity") is not None]})
                 log(f"{ablation} seed {config.seed}: diversity {r['diversity']:.4f}, accuracy {r['accuracy']}")
             rows.append({"ablation": ablation, "seeds": per_seed})
-        hv = [hypervae_diversity(args.dataset, args.hypervae_steps, s, progress=not args.no_progress, runs=args.runs)
+        hv = [hypervae_diversity(args.dataset, args.hypervae_steps, s, args.runs, progress=not args.no_progress)
               for s in args.seeds] if args.hypervae_steps > 0 else []
         report = {"experiment": "hypergan-diversity", "dataset": data.summary(), "command": command_line(), "rows": rows,
                   "hypervae": hv, "config": config.to_dict()}
