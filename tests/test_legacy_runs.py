@@ -36,7 +36,7 @@ def test_legacy_run_gives_the_same_numbers(name):
 
     torch.manual_seed(0)
     scores = outlier_scores(model, data.x[~data.is_train][:20], num_samples=4)
-    assert scores.keys() == expected["scores"].keys()
+    assert expected["scores"].keys() <= scores.keys()  # the old scores, and any added since
     for key, value in expected["scores"].items():
         torch.testing.assert_close(scores[key], torch.tensor(value), rtol=1e-5, atol=1e-5)
 

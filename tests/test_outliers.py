@@ -52,7 +52,7 @@ def test_each_model_scores_by_hand():
 
     hv = HyperVAE(target, u_dim=2, rank=3, trunk_width=4, perturbation=1.0)
     s = outlier_scores(hv, x, num_samples=K, chunk=2)
-    assert set(s) == {"neg_elbo"}
+    assert set(s) == {"neg_elbo", "kl_u", "bits_back"} == set(hv.scores)
     ref = torch.cat([neg_elbo(hv, hv.task_theta(x[i : i + 1, None]), x[i : i + 1])["neg_elbo"] for i in range(5)])
     torch.testing.assert_close(s["neg_elbo"], ref, atol=0.06, rtol=0)
     for model, combine in ((MetaVAE(target, 3), lambda v: v.mean(0)), (PerTaskVAE(target, 3), lambda v: v.min(0).values)):
@@ -150,3 +150,150 @@ def test_reproduce_quick(tiny_npz, tmp_path, capsys):
     rep3 = json.loads((tmp_path / "res" / "table3_tiny.json").read_text())
     assert set(rep3["results"]) == {"vae", "metavae (KL)", "metavae (-EL)", "hypervae"}
     assert all(0 <= r["auc"] <= 100 for r in rep3["results"].values())
+
+
+# --------------------------------------------------------------------------
+# Scores that survive the likelihood paradox (issue 14)
+# --------------------------------------------------------------------------
+def _noise_model(p_on: float = 0.3):
+    """A pooled VAE on 28x28 binary images whose decoder says every pixel is on with
+    probability p_on whatever z, and whose encoder is q(z|x) = N(0, I): its negative
+    ELBO is exactly the independent-Bernoulli NLL, so the answers are known."""
+    target = MLPVAE((1, 28, 28), z_dim=2, hidden=(8,))
+    m = PooledVAE(target)
+    with torch.no_grad():
+        for name, p in m.theta.items():
+            p.zero_()
+        m.theta["dec_h1_b"].fill_(float(np.log(p_on / (1 - p_on))))
+    return m
+
+
+def test_simple_outlier_the_likelihood_prefers_and_the_corrected_scores_reject():
+    """Normal points: pixels on with probability 0.3, under a model that knows it.
+    Outliers: blank and nearly blank images, *more* likely under that model than any
+    normal point (the paradox); typicality and the complexity correction flag them."""
+    from pyro_hypervae.evaluation import paradox_warning, score_reference
+
+    m = _noise_model(0.3)
+    g = torch.Generator().manual_seed(0)
+    normal = (torch.rand(60, 1, 28, 28, generator=g) < 0.3).float()
+    outl = (torch.rand(20, 1, 28, 28, generator=g) < 0.02).float()
+    ref = score_reference(m, (torch.rand(200, 1, 28, 28, generator=g) < 0.3).float(), num_samples=2)
+    s = outlier_scores(m, torch.cat([normal, outl]), num_samples=2, reference=ref)
+    y = np.r_[np.zeros(60, bool), np.ones(20, bool)]
+    # the negative ELBO is the Bernoulli NLL by hand
+    k = torch.cat([normal, outl]).flatten(1).sum(1)
+    nll = -(k * np.log(0.3) + (784 - k) * np.log(0.7))
+    torch.testing.assert_close(s["neg_elbo"], nll, atol=1e-3, rtol=1e-5)
+    auc = {n: roc_auc_score(y, v.numpy()) for n, v in s.items()}
+    assert auc["neg_elbo"] == 0.0  # every outlier looks more normal than every normal point
+    assert auc["typicality"] == 1.0 and auc["complexity"] == 1.0
+    assert paradox_warning(s["neg_elbo"][60:].numpy(), ref) is not None
+    assert paradox_warning(s["neg_elbo"][:60].numpy(), ref) is None
+
+
+def test_typicality_complexity_and_combinations_by_hand():
+    from PIL import Image
+    import io
+
+    from pyro_hypervae.evaluation import compressed_bits, score_reference
+    from pyro_hypervae.evaluation.outliers import combine
+
+    m = _noise_model(0.3)
+    g = torch.Generator().manual_seed(1)
+    x = (torch.rand(5, 1, 28, 28, generator=g) < 0.4).float()
+    ref = score_reference(m, (torch.rand(50, 1, 28, 28, generator=g) < 0.3).float(), num_samples=1)
+    s = outlier_scores(m, x, num_samples=1, reference=ref, combinations=["typicality+complexity"])
+    h = ref.scores["neg_elbo"].mean()
+    torch.testing.assert_close(s["typicality"], (s["neg_elbo"] - h).abs().float(), atol=1e-3, rtol=0)
+    buf = io.BytesIO()
+    Image.fromarray(x[0, 0].numpy() > 0.5).convert("1").save(buf, format="PNG", optimize=True, compress_level=9)
+    assert compressed_bits(x[:1]).item() == 8 * len(buf.getvalue())
+    torch.testing.assert_close(s["complexity"], s["neg_elbo"] / np.log(2) - compressed_bits(x))
+    z = lambda n: (s[n] - ref.scores[n].mean()) / ref.scores[n].std()  # noqa: E731
+    torch.testing.assert_close(s["typicality+complexity"], (z("typicality") + z("complexity")).float(), atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(combine(s, ["typicality"], ref), z("typicality").float(), atol=1e-5, rtol=1e-5)
+    # a blank image is short as a PNG, noise is long
+    assert compressed_bits(torch.zeros(1, 1, 28, 28)) < compressed_bits(x[:1])
+    with pytest.raises(ValueError, match="images"):
+        compressed_bits(torch.zeros(2, 6))
+    with pytest.raises(ValueError, match="reference"):
+        outlier_scores(m, x, combinations=["typicality+complexity"])
+
+
+def test_hypervae_model_level_scores_by_hand():
+    """kl_u is KL(q(u | x) || N(0, I)) of each point alone, closed form; bits_back adds neg_elbo."""
+    target = MLPVAE((6,), z_dim=2, hidden=(8,))
+    hv = HyperVAE(target, u_dim=3, rank=3, trunk_width=4)
+    x = torch.rand(4, 6).round()
+    torch.manual_seed(0)
+    s = outlier_scores(hv, x, num_samples=4)
+    loc, scale = hv.posterior_u(x.unsqueeze(1))
+    kl = (0.5 * (loc**2 + scale**2 - 1) - scale.log()).sum(-1)
+    torch.testing.assert_close(s["kl_u"], kl)
+    torch.testing.assert_close(s["bits_back"], s["neg_elbo"] + s["kl_u"])
+    # one point's kl_u does not depend on the others
+    torch.testing.assert_close(outlier_scores(hv, x[2:3])["kl_u"], kl[2:3])
+
+
+def test_typical_set_test_on_batches():
+    from pyro_hypervae.evaluation import ScoreReference, typical_set_test
+
+    rng = np.random.default_rng(0)
+    ref = ScoreReference({"neg_elbo": rng.normal(100, 10, 2000)})
+    normal = typical_set_test(rng.normal(100, 10, 20), ref, batch_size=20)
+    shifted = typical_set_test(rng.normal(80, 10, 20), ref, batch_size=20)  # too likely: the paradox's batch
+    assert not normal["out_of_distribution"] and shifted["out_of_distribution"]
+    # the threshold: the 99% quantile of |batch mean - mean| over bootstrap batches, about 2.58 sd / sqrt(20)
+    assert normal["threshold"] == pytest.approx(2.58 * 10 / np.sqrt(20), rel=0.15)
+    with pytest.raises(ValueError, match="batch"):
+        typical_set_test(np.zeros(3), ref, batch_size=20)
+
+
+def test_score_command_default_and_choices(tiny_npz, tmp_path, capsys):
+    from pyro_hypervae.evaluation import DEFAULT_SCORE
+
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", str(tiny_npz / "tiny.npz"), "--out", str(run), "--steps", "2",
+                 "--z-dim", "2", "--no-progress", "--tasks-per-batch", "1", "--points-per-task", "8"]) == 0
+    out = tmp_path / "s.json"
+    assert main(["score", "--run", str(run), "--data", str(tiny_npz / "other.npz"), "--out", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["score"] == DEFAULT_SCORE == r["default_score"] and len(r["scores"]) == 30 and r["higher_is_more_anomalous"]
+    paper = tmp_path / "p.json"
+    for name in ("neg_elbo", "kl_u", "bits_back", "complexity", "typicality+kl_u"):
+        assert main(["score", "--run", str(run), "--data", str(tiny_npz / "other.npz"), "--out", str(paper), "--score", name]) == 0
+        assert json.loads(paper.read_text())["score"] == name
+    assert main(["score", "--run", str(run), "--data", str(tiny_npz / "other.npz"), "--out", str(paper), "--score", "kl"]) == 2
+    err = capsys.readouterr().err
+    assert "['kl'] not defined for the HyperVAE" in err and "choose from ['neg_elbo', 'kl_u', 'bits_back', 'complexity', 'typicality']" in err
+    # the training points themselves, made blank: more likely than the training points -> a warning
+    blank = tmp_path / "blank.npz"
+    np.savez(blank, x=np.zeros((10, 1, 8, 8), np.float32))
+    assert main(["score", "--run", str(run), "--data", str(blank), "--out", str(paper), "--score", "neg_elbo"]) == 0
+    r = json.loads(paper.read_text())
+    if r["warnings"]:
+        assert "likelihood paradox" in r["warnings"][0] and "likelihood paradox" in capsys.readouterr().err
+
+
+def test_reproduce_outliers_tiny(tmp_path):
+    """The one-command table at tiny size: rows per model x score, the validation choice, histograms."""
+    out = tmp_path / "res"
+    assert main(["reproduce", "outliers", "--columns", "digits:holdout", "--seeds", "0", "1", "--holdout-steps", "3",
+                 "--models", "hypervae", "vae", "--discovery-runs", str(tmp_path / "runs"), "--out", str(out),
+                 "--reference-points", "200", "--no-progress"]) == 0
+    rep = json.loads((out / "outliers.json").read_text())
+    assert {(r["model"], r["seed"]) for r in rep["results"]} == {("hypervae", 0), ("hypervae", 1), ("vae", 0), ("vae", 1)}
+    hv = next(r for r in rep["results"] if r["model"] == "hypervae")
+    assert {"neg_elbo", "kl_u", "bits_back", "complexity", "typicality", "typicality+kl_u"} <= set(hv["scores"])
+    metrics = [m for r in rep["results"] for by_split in r["scores"].values() for m in by_split.values()]
+    assert metrics and all(0 <= m["auc"] <= 100 and 0 <= m["fpr95"] <= 100 for m in metrics)
+    from sklearn.datasets import load_digits
+
+    n3 = int((load_digits().target == 3).sum())
+    assert hv["test_points"][1] == round(0.2 * n3)  # digit 3's test points are the outliers
+    md = (out / "outliers.md").read_text()
+    assert "| HyperVAE | kl_u |" in md and "Chosen on validation" in md
+    assert (out / "outliers_histograms.png").stat().st_size > 1000
+    # the held-out digit was never trained on: the runs record it
+    assert Config.from_file(tmp_path / "runs" / "digits" / "holdout-3" / "hypervae_s0" / "config.json").data.holdout == "3"

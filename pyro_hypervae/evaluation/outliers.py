@@ -1,12 +1,16 @@
-"""Outlier detection (the paper's Table 3): scores of points, AUC, FPR/FNR.
+"""Outlier detection: scores of points, AUC, FPR/FNR, and the scores that
+survive the likelihood paradox.
 
 A model is trained on the normal data only; every test point gets a score,
-higher = more anomalous, in nats. Each model answers its own scores
+higher = more anomalous. Each model answers its own *base* scores
 (``model.outlier_scores``; their names and formulas are registered in
 ``SCORES``, ``models/scores.py``):
 
 * HyperVAE ``neg_elbo``: the negative ELBO of x under theta decoded from the
-  mean of q(u | x), the single test point being the task summary (the paper's).
+  mean of q(u | x), the single test point being the task summary (the paper's);
+  ``kl_u`` = KL(q(u | x) || p(u)), the nats it takes to describe the *model*
+  that explains x; ``bits_back`` = ``neg_elbo`` + ``kl_u``, the whole two-part
+  code length of x as a one-point task.
 * pooled VAE ``neg_elbo``: the negative ELBO of x.
 * MetaVAE ``kl`` = KL(q(z | x) || p(z)) under the shared encoder, or
   ``neg_elbo`` = the mean over its per-task decoders of the negative ELBO
@@ -14,31 +18,122 @@ higher = more anomalous, in nats. Each model answers its own scores
 * per-task VAEs ``neg_elbo`` (not in the paper): the smallest negative ELBO over
   the tasks' VAEs (a point is normal if some task explains it).
 
-The negative ELBO's expectation is estimated with ``num_samples`` draws of z
-(the KL is closed form), by ``nets.estimator.estimate``.
+On top of them, for every model (``derived_scores``):
+
+* ``complexity`` (Serrà et al., ICLR 2020), images only: ``neg_elbo`` in bits
+  minus L(x), the length in bits of x as a lossless PNG (``compressed_bits``).
+  A simple image (few active pixels) is cheap for any model *and* for PNG; the
+  difference keeps what the model knows beyond generic simplicity.
+* ``typicality`` (Nalisnick et al. 2019, a batch of one point): the distance of
+  ``neg_elbo`` from its mean over normal training points,
+  |neg_elbo(x) - mean|: too likely is as suspicious as too unlikely.
+  ``typical_set_test`` is the test itself on batches of M points.
+* ``A+B`` combinations: the sum of the scores' z-values, each standardised
+  by its mean and standard deviation over normal training points.
+
+``typicality`` and the combinations need a ``ScoreReference``: the scores of
+normal training points (``score_reference``). The negative ELBO's
+expectation is estimated with ``num_samples`` draws of z (the KL is closed
+form), by ``nets.estimator.estimate``.
 
 ``detection_metrics`` gives AUC (``sklearn.metrics.roc_auc_score``, outliers the
 positive class) and FPR / FNR at a threshold: by default the 95th percentile of
 the scores of the normal *training* points (so FPR is about 5% when test and
 train scores agree). A point is flagged an outlier when its score is above the
-threshold.
+threshold. ``fpr95`` is the FPR at 95% TPR (``fpr_at_95_tpr``).
 """
 
 from __future__ import annotations
 
-from typing import Dict
+import io
+import math
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from ..registry import SCORES
 
-@torch.no_grad()
-def outlier_scores(model, x: Tensor, num_samples: int = 8, chunk: int = 100) -> Dict[str, Tensor]:
-    """Scores of points x (n,) + x_shape under a trained model, higher = more
-    anomalous: {score name: (n,)}, each point scored alone
-    (``model.outlier_scores``; the names are the model's ``scores``, registered
-    in ``SCORES``), ``chunk`` points at a time."""
+# the score ``pyro-hypervae score`` uses when none is named, chosen on
+# validation data (docs/outliers.md, docs/results/outliers/)
+DEFAULT_SCORE = "typicality"
+# scores every model gets on top of its own (``derived_scores``)
+DERIVED = ("complexity", "typicality")
+
+
+# --------------------------------------------------------------------------
+# The generic lossless compressor of the complexity correction
+# --------------------------------------------------------------------------
+def is_image(x_shape: Sequence[int]) -> bool:
+    """Points shaped (C, H, W) with one or three channels: what PNG encodes."""
+    return len(x_shape) == 3 and x_shape[0] in (1, 3)
+
+
+def compressed_bits(x: Tensor) -> Tensor:
+    """L(x): the length in bits of each image as a PNG (Pillow, compression level 9).
+
+    x: (n, C, H, W) with values in [0, 1] (C = 1 or 3) -> (n,). Binary images are
+    written one bit per pixel, others as 8-bit grey (or RGB) levels.
+    """
+    from PIL import Image
+
+    if x.dim() != 4 or not is_image(x.shape[1:]):
+        raise ValueError(f"the complexity correction compresses images (n, C, H, W), C 1 or 3; got points shaped {tuple(x.shape[1:])}")
+    arr = x.detach().cpu().numpy()
+    if arr.min() < 0 or arr.max() > 1:
+        raise ValueError("compressed_bits takes pixel values in [0, 1]")
+    binary = bool(np.isin(arr, (0.0, 1.0)).all())
+    out = []
+    for img in arr:
+        if binary:
+            pil = Image.fromarray(img[0] > 0.5).convert("1") if img.shape[0] == 1 else Image.fromarray(np.uint8(255 * img.transpose(1, 2, 0)))
+        else:
+            a = np.uint8(np.round(255 * img))
+            pil = Image.fromarray(a[0], "L") if img.shape[0] == 1 else Image.fromarray(a.transpose(1, 2, 0), "RGB")
+        buf = io.BytesIO()
+        pil.save(buf, format="PNG", optimize=True, compress_level=9)
+        out.append(8 * buf.getbuffer().nbytes)
+    return torch.tensor(out, dtype=torch.float32)
+
+
+# --------------------------------------------------------------------------
+# Scores
+# --------------------------------------------------------------------------
+@dataclass
+class ScoreReference:
+    """Scores of normal training points, {score name: (n,) array}: what
+    ``typicality`` and the combinations are measured against."""
+
+    scores: Dict[str, np.ndarray] = field(default_factory=dict)
+
+    def mean(self, name: str) -> float:
+        return float(np.mean(self.scores[name]))
+
+    def std(self, name: str) -> float:
+        return float(np.std(self.scores[name])) or 1.0
+
+    def to_dict(self) -> dict:
+        return {k: np.asarray(v).tolist() for k, v in self.scores.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ScoreReference":
+        return cls({k: np.asarray(v, dtype=np.float64) for k, v in d.items()})
+
+
+def available_scores(model) -> List[str]:
+    """The scores ``outlier_scores`` can give for ``model``: its own, then the derived ones
+    (``complexity`` only for images under a discrete likelihood)."""
+    names = list(model.scores)
+    if "neg_elbo" in names:
+        if is_image(model.target.x_shape) and model.target.likelihood.discrete:
+            names.append("complexity")
+        names.append("typicality")
+    return names
+
+
+def _base_scores(model, x: Tensor, num_samples: int, chunk: int) -> Dict[str, Tensor]:
     model.eval()
     out: Dict[str, list] = {}
     for s in range(0, len(x), chunk):
@@ -47,11 +142,110 @@ def outlier_scores(model, x: Tensor, num_samples: int = 8, chunk: int = 100) -> 
     return {k: torch.cat(v) for k, v in out.items()}
 
 
+def derived_scores(scores: Dict[str, Tensor], x: Tensor, model, reference: Optional[ScoreReference]) -> Dict[str, Tensor]:
+    """``complexity`` (images under a discrete likelihood) and, with a reference,
+    ``typicality``, from the base scores {name: (n,)} of points x."""
+    out: Dict[str, Tensor] = {}
+    if "neg_elbo" not in scores:
+        return out
+    if "complexity" in available_scores(model):
+        out["complexity"] = scores["neg_elbo"] / math.log(2) - compressed_bits(x)
+    if reference is not None:
+        out["typicality"] = (scores["neg_elbo"] - reference.mean("neg_elbo")).abs()
+    return out
+
+
+def combine(scores: Dict[str, Tensor], names: Sequence[str], reference: ScoreReference) -> Tensor:
+    """The sum over ``names`` of (score - mean) / std, mean and std over the reference: (n,)."""
+    missing = [n for n in names if n not in scores or n not in reference.scores]
+    if missing:
+        raise ValueError(f"cannot combine {list(names)}: no {missing} scores (have {sorted(scores)})")
+    return sum((scores[n] - reference.mean(n)) / reference.std(n) for n in names)
+
+
+@torch.no_grad()
+def outlier_scores(model, x: Tensor, num_samples: int = 8, chunk: int = 100,
+                   reference: Optional[ScoreReference] = None, combinations: Sequence[str] = ()) -> Dict[str, Tensor]:
+    """Scores of points x (n,) + x_shape under a trained model, higher = more
+    anomalous: {score name: (n,)}, each point scored alone, ``chunk`` points at a
+    time: the model's own (``model.outlier_scores``), the derived ones
+    (``derived_scores``; ``typicality`` needs ``reference``) and the
+    ``combinations`` asked for ("A+B": z-values summed; need ``reference``)."""
+    scores = _base_scores(model, x, num_samples, chunk)
+    scores |= derived_scores(scores, x, model, reference)
+    for c in combinations:
+        if reference is None:
+            raise ValueError(f"the combination {c!r} needs a reference of normal training scores (score_reference)")
+        scores[c] = combine(scores, c.split("+"), reference)
+    return scores
+
+
+@torch.no_grad()
+def score_reference(model, x_train: Tensor, num_samples: int = 8, chunk: int = 100) -> ScoreReference:
+    """The scores of normal training points x_train (n,) + x_shape, typicality included
+    (its mean taken over these same points)."""
+    s = outlier_scores(model, x_train, num_samples, chunk)
+    ref = ScoreReference({k: v.double().numpy() for k, v in s.items()})
+    if "neg_elbo" in ref.scores:
+        ref.scores["typicality"] = np.abs(ref.scores["neg_elbo"] - ref.mean("neg_elbo"))
+    return ref
+
+
+def check_score_name(model, name: str) -> None:
+    """Refuse a score (or an "A+B" combination) that ``model`` cannot give, listing those it can."""
+    have = available_scores(model)
+    parts = name.split("+")
+    bad = [p for p in parts if p not in have]
+    if bad:
+        raise ValueError(f"score {name!r}: {bad} not defined for the {model.label} on points shaped "
+                         f"{tuple(model.target.x_shape)}; choose from {have} or a combination such as 'typicality+kl_u'")
+
+
+# --------------------------------------------------------------------------
+# The paradox, said out loud
+# --------------------------------------------------------------------------
+def paradox_warning(neg_elbo: np.ndarray, reference: ScoreReference, fraction: float = 0.75) -> Optional[str]:
+    """A warning when the given points look like the likelihood paradox: at least
+    ``fraction`` of them are *more* likely (lower negative ELBO) than the median
+    normal training point. None otherwise, or for fewer than 5 points."""
+    neg_elbo = np.asarray(neg_elbo, dtype=np.float64)
+    if len(neg_elbo) < 5 or "neg_elbo" not in reference.scores:
+        return None
+    median = float(np.median(reference.scores["neg_elbo"]))
+    share = float(np.mean(neg_elbo < median))
+    if share < fraction:
+        return None
+    return (f"{100 * share:.0f}% of these points are more likely under the model than the median training point "
+            f"(negative ELBO below {median:.1f} nats): if they are outliers, the likelihood cannot flag them "
+            f"(the likelihood paradox, Nalisnick et al. 2019). Use --score typicality or complexity; see docs/outliers.md")
+
+
+def typical_set_test(neg_elbo: np.ndarray, reference: ScoreReference, batch_size: int, alpha: float = 0.01,
+                     bootstrap: int = 1000, seed: int = 0) -> dict:
+    """Nalisnick et al.'s typicality test on one batch of M points: the batch is out of
+    distribution when |mean neg_elbo of the batch - mean over training| exceeds the
+    (1 - alpha) quantile of the same statistic over ``bootstrap`` batches of M
+    training points drawn with replacement.
+
+    Returns {"statistic", "threshold", "out_of_distribution"}."""
+    neg_elbo = np.asarray(neg_elbo, dtype=np.float64)
+    ref = reference.scores["neg_elbo"]
+    if len(neg_elbo) != batch_size:
+        raise ValueError(f"the batch holds {len(neg_elbo)} points, batch_size is {batch_size}")
+    rng = np.random.default_rng(seed)
+    h = ref.mean()
+    boot = np.abs(ref[rng.integers(0, len(ref), (bootstrap, batch_size))].mean(1) - h)
+    threshold = float(np.quantile(boot, 1 - alpha))
+    stat = float(abs(neg_elbo.mean() - h))
+    return {"statistic": stat, "threshold": threshold, "out_of_distribution": stat > threshold}
+
+
 # --------------------------------------------------------------------------
 # Metrics
 # --------------------------------------------------------------------------
 def detection_metrics(scores: np.ndarray, is_outlier: np.ndarray, threshold: float) -> Dict[str, float]:
-    """AUC, FPR and FNR in percent; a point is flagged when score > threshold.
+    """AUC, FPR and FNR in percent; a point is flagged when score > threshold; and
+    ``fpr95``, the FPR at 95% TPR (``fpr_at_95_tpr``), in percent.
 
     FPR = normal points flagged / normal points; FNR = outliers not flagged / outliers.
     """
@@ -66,7 +260,14 @@ def detection_metrics(scores: np.ndarray, is_outlier: np.ndarray, threshold: flo
         "fpr": 100.0 * float(flagged[~y].mean()),
         "fnr": 100.0 * float((~flagged[y]).mean()),
         "threshold": float(threshold),
+        "fpr95": 100.0 * fpr_at_95_tpr(scores[~y], scores[y]),
     }
+
+
+def fpr_at_95_tpr(scores_in: np.ndarray, scores_out: np.ndarray) -> float:
+    """Fraction of in-distribution points flagged when the threshold catches 95% of the outliers."""
+    threshold = np.quantile(scores_out, 0.05)
+    return float((np.asarray(scores_in) >= threshold).mean())
 
 
 def train_threshold(train_scores: np.ndarray, percentile: float = 95.0) -> float:

@@ -12,6 +12,7 @@ from .table3 import table3  # isort: skip
 from .summary import summarize_table1, summary_markdown  # isort: skip
 from . import hypergan  # noqa: F401  isort: skip  (hypergan-ensembles, -ood, -diversity, -regression)
 from . import discovery  # noqa: F401  isort: skip
+from . import outliers  # noqa: F401  isort: skip  (reproduce outliers)
 from .protocol import protocol_config, settings_differences
 from .runs import train_or_reuse
 

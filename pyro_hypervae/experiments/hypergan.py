@@ -31,6 +31,7 @@ from ..analysis.plots import pyplot, save_figure
 from ..checkpoint import CHECKPOINT_FILE, CONFIG_FILE, load_checkpoint
 from ..config import Config
 from ..data.sources import load_dataset
+from ..evaluation.outliers import fpr_at_95_tpr
 from ..hypergan import HyperGANConfig, build, evaluate_method, fit, load_run, member_outputs, uncertainty_scores
 from ..hypergan.objective import diversity
 from ..models.build import load_data
@@ -214,12 +215,6 @@ def plot_ensembles(report: dict, path: Path) -> None:
 
 
 # -- out-of-distribution ------------------------------------------------------------------------------
-
-def fpr_at_95_tpr(scores_in: np.ndarray, scores_out: np.ndarray) -> float:
-    """Fraction of in-distribution points flagged when the threshold catches 95% of the outliers."""
-    threshold = np.quantile(scores_out, 0.05)
-    return float((scores_in >= threshold).mean())
-
 
 @EXPERIMENTS.register("hypergan-ood")
 class OutOfDistribution:

@@ -19,7 +19,7 @@ import torch
 from ..data.sources import load_dataset
 from ..evaluation.outliers import detection_metrics, outlier_scores, train_threshold
 from ..registry import EXPERIMENTS, SCORES
-from .paper import OUTLIER_SOURCE, PAPER_TABLE3
+from .paper import OUTLIER_SOURCE, PAPER_SCORES, PAPER_TABLE3
 from .protocol import ProtocolExperiment, protocol_config
 from .report import command_line, fmt, log, write_outputs
 from .runs import run_dir, trained_or_new
@@ -53,7 +53,7 @@ def table3(args) -> dict:
         out = run_dir(args.runs, args.dataset, kind)
         model = trained_or_new(protocol_config(args.dataset, data, kind, args.steps, args.seed, args.overrides), data, out, not args.no_progress)
         torch.manual_seed(args.seed)
-        s_test = outlier_scores(model, x, num_samples=args.score_samples)
+        s_test = {k: v for k, v in outlier_scores(model, x, num_samples=args.score_samples).items() if k in PAPER_SCORES}
         s_train = outlier_scores(model, train_x, num_samples=args.score_samples)
         for name in s_test:
             row = kind if len(s_test) == 1 else f"{kind} ({SCORES[name].label})"

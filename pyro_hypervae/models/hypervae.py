@@ -60,6 +60,7 @@ class HyperVAE(TargetHierarchy):
     """
 
     label = "HyperVAE"
+    scores = ("neg_elbo", "kl_u", "bits_back")
     task_summary = "posterior mean of q(u | the task's training points); random_point encoder: averaged over all of them"
     param_formula = "task encoder (u-guide) + matrix hyper-decoder"
 
@@ -150,10 +151,13 @@ class HyperVAE(TargetHierarchy):
 
     @torch.no_grad()
     def outlier_scores(self, x: Tensor, num_samples: int = 8) -> Dict[str, Tensor]:
-        """``neg_elbo``: the negative ELBO of x under theta decoded from the mean
-        of q(u | x), the point alone being its task (the paper's score)."""
+        """Each point alone is its task: ``neg_elbo``, the negative ELBO of x under
+        theta decoded from the mean of q(u | x) (the paper's score); ``kl_u``,
+        KL(q(u | x) || p(u)); ``bits_back``, their sum. Each (n,)."""
         theta = self.task_theta(x.unsqueeze(1))  # {name: (n, *shape)}: one model per point
-        return {"neg_elbo": estimate(self.target, x.unsqueeze(1), theta, num_samples).neg_elbo[:, 0]}
+        neg_elbo = estimate(self.target, x.unsqueeze(1), theta, num_samples).neg_elbo[:, 0]
+        kl_u = self.kl_u(x.unsqueeze(1))
+        return {"neg_elbo": neg_elbo, "kl_u": kl_u, "bits_back": neg_elbo + kl_u}
 
     def parts(self) -> Dict[str, List[nn.Parameter]]:
         """``hyper_decoder``, ``u_guide`` and ``prior``; the prior's are only its

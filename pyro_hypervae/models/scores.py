@@ -1,7 +1,10 @@
-"""The outlier scores models answer (``model.outlier_scores``), registered by
-name in ``SCORES`` with what they mean: the command line's ``score --score``,
-the reports and the docs read them from here. Every score is in nats, higher =
-more anomalous, and looks at each point alone."""
+"""The outlier scores, registered by name in ``SCORES`` with what they mean:
+the command line's ``score --score``, the reports and the docs read them from
+here. The models answer their own (``model.outlier_scores``: ``neg_elbo``,
+``kl``, ``kl_u``, ``bits_back``); ``complexity`` and ``typicality`` are derived
+from ``neg_elbo`` for every model (``evaluation.outliers``). Every score is
+higher = more anomalous and looks at each point alone; units are nats but for
+``complexity`` (bits)."""
 
 from __future__ import annotations
 
@@ -27,5 +30,13 @@ for _score in (
           "(HyperVAE: decoded from the mean of q(u | x); MetaVAE: mean over the tasks' decoders; per-task VAEs: "
           "the smallest over the tasks)", "one encoder pass and K decoder passes per model"),
     Score("kl", "KL", "KL(q(z|x) || p(z)) under a shared encoder (MetaVAE)", "one encoder pass"),
+    Score("kl_u", "KL(u)", "KL(q(u | x) || p(u)), x alone its task: the nats it takes to describe the model that "
+          "explains x, the model-level surprise no single VAE has (HyperVAE)", "one task-encoder pass"),
+    Score("bits_back", "-EL+KL(u)", "neg_elbo + kl_u: the two-part code length of x as a one-point task, the MDL "
+          "objective with |D| = 1 (HyperVAE)", "neg_elbo's and one task-encoder pass"),
+    Score("complexity", "S", "Serra et al. 2020: neg_elbo / ln 2 - L(x) in bits, L(x) the length of x as a lossless "
+          "PNG (Pillow, level 9); images under a discrete likelihood", "neg_elbo's and one PNG encoding"),
+    Score("typicality", "|-EL - H|", "Nalisnick et al. 2019 on batches of one point: |neg_elbo(x) - H|, H the mean "
+          "neg_elbo of normal training points", "neg_elbo's, and once per run the neg_elbo of the training reference"),
 ):
     SCORES.register(_score.name)(_score)

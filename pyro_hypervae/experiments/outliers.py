@@ -1,0 +1,274 @@
+"""``pyro-hypervae reproduce outliers``: one table of outlier detection for every
+model and score, on four problems (columns):
+
+* ``fashion-mnist:mnist5k``: trained on Fashion-MNIST, MNIST-5k digits are the outliers
+  (where every likelihood fails: the paradox);
+* ``mnist5k:fashion-mnist``: the other way round;
+* ``digits:holdout``: digits with one digit held out of training; that digit is the outlier;
+* ``alloys:holdout``: the alloys with one phase held out.
+
+Each column, seed and model: the model is trained on the normal data (the
+paper's protocol for the image pairs, reused from ``runs/outliers``; the
+discovery runs' settings for the held-out columns, reused from
+``runs/discovery``), and every score it has (``evaluation.outliers``) is
+computed on
+
+* the reference: 1,000 random normal training points (typicality's mean and the
+  combinations' standardisation);
+* validation: normal validation points (the val split; for the held-out columns,
+  training points outside the reference) against outliers drawn from the
+  outlier source's *training* split: where combinations and the default score
+  are chosen;
+* test: normal test points (200 per task for the image pairs) against 25% as
+  many outliers from the outlier source's *test* split, touched once for the
+  reported AUC and FPR at 95% TPR.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from ..analysis.plots import pyplot, save_figure
+from ..config import Config
+from ..data.sources import load_dataset
+from ..data.tasks import TaskDataset
+from ..evaluation.outliers import available_scores, detection_metrics, outlier_scores, score_reference
+from ..models.build import load_data_and_holdout
+from ..registry import EXPERIMENTS, SCORES
+from .protocol import protocol_config
+from .report import command_line, label, log, write_outputs
+from .runs import train_or_reuse
+
+# the combinations tried on validation (z-values summed over the reference)
+COMBINATIONS = ("typicality+kl_u", "typicality+complexity", "complexity+kl_u")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One detection problem: the normal dataset and where the outliers come from."""
+
+    key: str
+    normal: str
+    outliers: Optional[str] = None  # another dataset; None: a task of ``normal`` held out
+    holdout: Optional[str] = None
+
+    @property
+    def title(self) -> str:
+        if self.outliers:
+            return f"{self.normal} vs {self.outliers}"
+        return f"{self.normal}, {self.holdout} held out"
+
+
+def columns(digit: str, phase: str) -> Dict[str, Column]:
+    return {c.key: c for c in (
+        Column("fashion-mnist:mnist5k", "fashion-mnist", outliers="mnist5k"),
+        Column("mnist5k:fashion-mnist", "mnist5k", outliers="fashion-mnist"),
+        Column("digits:holdout", "digits", holdout=digit),
+        Column("alloys:holdout", "alloys", holdout=phase),
+    )}
+
+
+def _pick(x: torch.Tensor, n: int, g: torch.Generator) -> torch.Tensor:
+    return x[torch.randperm(len(x), generator=g)[:n]]
+
+
+def _config_and_run(col: Column, kind: str, seed: int, args) -> Tuple[Config, Path, TaskDataset, Optional[TaskDataset]]:
+    """The model's config and run directory, its training data and the held-out task (or None)."""
+    if col.outliers:
+        data = load_dataset(col.normal, None, seed, val_fraction=args.val_fraction)
+        config = protocol_config(col.normal, data, kind, args.steps, seed)
+        return config, Path(args.runs) / col.normal / f"{kind}_s{seed}", data, None
+    # the discovery experiment's runs: the library's defaults, one task held out
+    config = Config(dataset=col.normal, model=kind, seed=seed, holdout=str(col.holdout), steps=args.holdout_steps)
+    data, held = load_data_and_holdout(config)
+    return config, Path(args.discovery_runs) / col.normal / f"holdout-{col.holdout}" / f"{kind}_s{seed}", data, held
+
+
+def _point_sets(col: Column, data: TaskDataset, held: Optional[TaskDataset], seed: int, args) -> Dict[str, Tuple[torch.Tensor, torch.Tensor]]:
+    """{"reference": (x, None), "val": (normal, outliers), "test": (normal, outliers)}."""
+    g = torch.Generator().manual_seed(seed)
+    train = _pick(data.x[data.is_train], len(data.x), g)
+    reference = train[: args.reference_points]
+    if col.outliers:
+        other = load_dataset(col.outliers, None, seed)
+        per = args.normal_points
+        test_n = torch.cat([_pick(data.points(t, "test"), per, g) for t in range(data.num_tasks)])
+        val_n = torch.cat([_pick(data.points(t, "val"), per, g) for t in range(data.num_tasks)])
+        k_test, k_val = int(round(0.25 * len(test_n))), int(round(0.25 * len(val_n)))
+        test_o = _pick(other.x[other.mask("test")], k_test, g)
+        val_o = _pick(other.x[other.mask("train")], k_val, g)
+    else:
+        test_n = data.x[data.mask("test")]
+        val_n = train[args.reference_points : args.reference_points + len(test_n)]
+        test_o, val_o = held.x[held.mask("test")], held.x[held.mask("train")]
+    if len(val_n) == 0 or len(val_o) == 0 or len(test_o) == 0:
+        raise ValueError(f"{col.title}: not enough points for the validation and test sets")
+    return {"reference": (reference, None), "val": (val_n, val_o), "test": (test_n, test_o)}
+
+
+def score_column(col: Column, kind: str, seed: int, args) -> dict:
+    """Train or reuse one model on a column's normal data and score its validation and test sets."""
+    config, out, data, held = _config_and_run(col, kind, seed, args)
+    model, *_ = train_or_reuse(config, data, out, not args.no_progress)
+    model.eval()
+    sets = _point_sets(col, data, held, seed, args)
+    torch.manual_seed(seed)
+    ref = score_reference(model, sets["reference"][0], args.score_samples)
+    names = available_scores(model)
+    combos = [c for c in COMBINATIONS if all(p in names for p in c.split("+"))]
+    result = {"column": col.key, "model": kind, "seed": seed, "run": str(out), "scores": {}}
+    hist = {}
+    for split in ("val", "test"):
+        normal, outl = sets[split]
+        x = torch.cat([normal, outl])
+        y = np.r_[np.zeros(len(normal), bool), np.ones(len(outl), bool)]
+        s = outlier_scores(model, x, args.score_samples, reference=ref, combinations=combos)
+        for name, v in s.items():
+            m = detection_metrics(v.numpy(), y, float(np.percentile(ref.scores[name], 95)) if name in ref.scores else float("inf"))
+            result["scores"].setdefault(name, {})[split] = {"auc": m["auc"], "fpr95": m["fpr95"]}
+            if split == "test":
+                hist[name] = (v[: len(normal)].numpy(), v[len(normal):].numpy())
+        result[f"{split}_points"] = [len(normal), len(outl)]
+    log(f"{col.key} {kind} seed {seed}: " + ", ".join(f"{n} {r['test']['auc']:.1f}" for n, r in result["scores"].items()))
+    return result | {"_hist": hist}
+
+
+def _mean_sd(v: List[float]) -> str:
+    return f"{np.mean(v):.1f} ± {np.std(v, ddof=1):.1f}" if len(v) > 1 else f"{v[0]:.1f}"
+
+
+def outliers_markdown(report: dict) -> str:
+    cols = report["columns"]
+    results = report["results"]
+    lines = ["# Outlier detection: every model and score on four problems", "",
+             "AUC in % (outliers the positive class) and, after the slash, FPR at 95% TPR in %; mean ± std over "
+             f"seeds {report['seeds']}. Higher AUC and lower FPR are better. Each point scored alone.", "",
+             "| model | score | " + " | ".join(cols[c]["title"] for c in cols) + " |", "|---|---|" + "---|" * len(cols)]
+    rows = sorted({(r["model"], s) for r in results for s in r["scores"]}, key=lambda ms: (report["models"].index(ms[0]), ms[1]))
+    for kind, score in rows:
+        cells = []
+        for c in cols:
+            mine = [r["scores"][score]["test"] for r in results if r["column"] == c and r["model"] == kind and score in r["scores"]]
+            cells.append(f"{_mean_sd([m['auc'] for m in mine])} / {_mean_sd([m['fpr95'] for m in mine])}" if mine else "-")
+        lines.append(f"| {label(kind)} | {score} | " + " | ".join(cells) + " |")
+    lines += ["", "**Chosen on validation** (per column and seed, the score with the best validation AUC; its test AUC):", "",
+              "| model | " + " | ".join(cols[c]["title"] for c in cols) + " |", "|---|" + "---|" * len(cols)]
+    for kind in report["models"]:
+        cells = []
+        for c in cols:
+            mine = [r for r in results if r["column"] == c and r["model"] == kind]
+            if not mine:
+                cells.append("-")
+                continue
+            picks = [max(r["scores"], key=lambda s: r["scores"][s]["val"]["auc"]) for r in mine]
+            cells.append(f"{_mean_sd([r['scores'][p]['test']['auc'] for r, p in zip(mine, picks)])} ({', '.join(sorted(set(picks)))})")
+        lines.append(f"| {label(kind)} | " + " | ".join(cells) + " |")
+    names = sorted({n for row in report["validation_ranking"] for n in row["scores"]})
+    lines += ["", "**Validation AUC, mean over columns and seeds** (how the default score is chosen):", "",
+              "| model | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for row in report["validation_ranking"]:
+        lines.append(f"| {label(row['model'])} | " + " | ".join(f"{row['scores'][n]:.1f}" if n in row["scores"] else "-" for n in names) + " |")
+    lines += ["", "Scores: " + "; ".join(f"`{n}`: {SCORES[n].formula}" for n in report["score_names"] if n in SCORES) +
+              "; `A+B`: the z-values of A and B (standardised on the reference of normal training points) summed.", "",
+              "Points: " + "; ".join(f"{cols[c]['title']}: {cols[c]['points']}" for c in cols), "",
+              f"Command: `{report['command']}`" if report["command"] else ""]
+    return "\n".join(lines) + "\n"
+
+
+def _validation_ranking(results: List[dict], models: List[str]) -> List[dict]:
+    ranking = []
+    for kind in models:
+        mine = [r for r in results if r["model"] == kind]
+        names = sorted({s for r in mine for s in r["scores"]})
+        # a score counts where every column of this model has it
+        names = [n for n in names if all(n in r["scores"] for r in mine)]
+        if mine and names:
+            ranking.append({"model": kind, "scores": {n: float(np.mean([r["scores"][n]["val"]["auc"] for r in mine])) for n in names}})
+    return ranking
+
+
+def _plot(hists: Dict[str, Dict[str, tuple]], cols: Dict[str, Column], path: Path) -> None:
+    """Histograms of the normal and outlier test scores, one row per column, one panel per score."""
+    plt = pyplot()
+    names = sorted({n for h in hists.values() for n in h})
+    fig, axes = plt.subplots(len(hists), len(names), figsize=(2.6 * len(names), 2.2 * len(hists)), squeeze=False)
+    for i, (key, h) in enumerate(hists.items()):
+        for j, name in enumerate(names):
+            ax = axes[i, j]
+            if name in h:
+                a, b = h[name]
+                lo, hi = np.percentile(np.r_[a, b], [0.5, 99.5])
+                bins = np.linspace(lo, hi + 1e-9, 40)
+                ax.hist(a, bins, alpha=0.6, density=True, label="normal")
+                ax.hist(b, bins, alpha=0.6, density=True, label="outliers")
+            ax.set_yticks([])
+            ax.tick_params(labelsize=6)
+            if i == 0:
+                ax.set_title(name, fontsize=8)
+            if j == 0:
+                ax.set_ylabel(cols[key].title, fontsize=7)
+    axes[0, 0].legend(fontsize=6)
+    save_figure(fig, path, 110)
+
+
+@EXPERIMENTS.register("outliers")
+class Outliers:
+    """Outlier detection: every model x score on four problems (AUC, FPR at 95% TPR), scores chosen on validation."""
+
+    @staticmethod
+    def add_arguments(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--columns", nargs="+", default=list(columns("3", "HCP")),
+                       help="problems (default all): fashion-mnist:mnist5k mnist5k:fashion-mnist digits:holdout alloys:holdout")
+        p.add_argument("--models", nargs="+", default=["hypervae", "vae", "metavae"], help="models (default hypervae vae metavae)")
+        p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+        p.add_argument("--digit", default="3", help="the digit held out in digits:holdout (default 3)")
+        p.add_argument("--phase", default="HCP", help="the phase held out in alloys:holdout (default HCP)")
+        p.add_argument("--steps", type=int, default=10000, help="training steps for the image pairs (the paper's protocol: 10,000)")
+        p.add_argument("--holdout-steps", type=int, default=2000, help="training steps for the held-out columns (as discovery: 2,000)")
+        p.add_argument("--val-fraction", type=float, default=0.1, help="validation fraction of the image pairs' training points")
+        p.add_argument("--normal-points", type=int, default=200, help="normal test (and validation) points per task, image pairs")
+        p.add_argument("--reference-points", type=int, default=1000, help="normal training points in the reference")
+        p.add_argument("--score-samples", type=int, default=8, help="z samples in the negative ELBO")
+        p.add_argument("--runs", default="runs/outliers", help="runs of the image pairs (trained or reused)")
+        p.add_argument("--discovery-runs", default="runs/discovery", help="runs of the held-out columns (shared with discovery)")
+        p.add_argument("--out", default="docs/results/outliers")
+        p.add_argument("--name", default="outliers")
+        p.add_argument("--threads", type=int, default=1)
+        p.add_argument("--no-progress", action="store_true")
+
+    @staticmethod
+    def run(args: argparse.Namespace) -> dict:
+        torch.set_num_threads(args.threads)
+        known = columns(args.digit, args.phase)
+        bad = [c for c in args.columns if c not in known]
+        if bad:
+            raise ValueError(f"unknown column(s) {bad}; choose from {list(known)}")
+        cols = {k: known[k] for k in args.columns}
+        results, hists = [], {}
+        for key, col in cols.items():
+            for kind in args.models:
+                for seed in args.seeds:
+                    r = score_column(col, kind, seed, args)
+                    h = r.pop("_hist")
+                    if kind == args.models[0] and seed == args.seeds[0]:
+                        hists[key] = h
+                    results.append(r)
+        col_info = {}
+        for key, col in cols.items():
+            mine = [r for r in results if r["column"] == key]
+            col_info[key] = {"title": col.title, "normal": col.normal, "outliers": col.outliers or f"task {col.holdout} of {col.normal}",
+                             "points": f"val {mine[0]['val_points'][0]} normal / {mine[0]['val_points'][1]} outliers, "
+                                       f"test {mine[0]['test_points'][0]} / {mine[0]['test_points'][1]}"}
+        report = {"experiment": "outliers", "columns": col_info, "models": args.models, "seeds": args.seeds,
+                  "command": command_line(), "results": results,
+                  "score_names": sorted({s for r in results for s in r["scores"]}),
+                  "validation_ranking": _validation_ranking(results, args.models)}
+        write_outputs(args.out, args.name, report, outliers_markdown(report))
+        _plot(hists, cols, Path(args.out) / f"{args.name}_histograms.png")
+        return report
