@@ -166,3 +166,14 @@ def test_bayes_opt_continues_from_history_and_improves_on_a_known_maximum():
     X2, Y2 = bayes_opt(f, 2, 4, g, history=(X, Y))
     assert sum(calls) == 4 and torch.equal(X2[:12], X)              # no new start: the same GP data, 4 more points
     assert float(Y2.max()) >= float(Y.max()) > -2.0                # better than a random point of the box on average (-17)
+
+
+def test_alloy_designs_are_reported_as_compositions():
+    """A design in clr coordinates comes back as its largest mole fractions (inverse clr)."""
+    import numpy as np
+
+    from pyro_hypervae.data.real import clr
+    from pyro_hypervae.experiments.discovery import composition
+
+    f = np.array([[0.5, 0.0, 0.3, 0.2, 0.0]])
+    assert composition(torch.tensor(clr(f)[0]), ["Fe", "Cr", "Ni", "Co", "Al"], top=3) == "Fe 0.50, Ni 0.30, Co 0.20"

@@ -75,6 +75,8 @@ class Discovery:
                     row = {"holdout": str(task), "seed": seed, "method": method, "evaluations": r.evaluations,
                            "best": {str(k): r.curve[min(k, len(r.curve)) - 1] for k in [*args.checkpoints, args.budget]},
                            **problem.verdict(r.best_design)}
+                    if "elements" in problem.full.info:
+                        row["composition"] = composition(r.best_design, problem.full.info["elements"])
                     rows.append(row)
                     log(f"holdout {task} seed {seed} {method}: best {r.best_objective:.4f}, judged {row['judged_as']} "
                         f"({'hit' if row['hit'] else 'miss'})")
@@ -110,9 +112,24 @@ def discovery_markdown(report: dict, ks: List[int]) -> str:
         cells = [f"{np.mean([r['best'][str(k)] for r in mine]):.4f} ± {np.std([r['best'][str(k)] for r in mine], ddof=1) if len(mine) > 1 else 0:.4f}"
                  for k in ks]
         lines.append(f"| {LABELS[method]} | " + " | ".join(cells) + f" | {np.mean([r['hit'] for r in mine]):.2f} ({sum(r['hit'] for r in mine)}/{len(mine)}) |")
+    found = [r for r in rows if "composition" in r]
+    if found:
+        lines += ["", "Compositions found (the best design of each search, mole fractions by inverse clr, largest six "
+                  "elements; the judge's phase):", "", "| held out | seed | method | composition | judged as | hit |", "|---|---|---|---|---|---|"]
+        lines += [f"| {r['holdout']} | {r['seed']} | {r['method']} | {r['composition']} | {r['judged_as']} | {'yes' if r['hit'] else 'no'} |"
+                  for r in found]
     lines += ["", "± is the standard deviation over held-out tasks and seeds.", "",
               f"Command: `{report['command']}`" if report["command"] else ""]
     return "\n".join(lines) + "\n"
+
+
+def composition(design: torch.Tensor, elements: List[str], top: int = 6) -> str:
+    """A design in clr coordinates as its largest mole fractions, e.g. "Fe 0.25, Ni 0.25, ..."."""
+    from ..data.real import inverse_clr
+
+    p = inverse_clr(design.reshape(1, -1).double().numpy())[0]
+    order = np.argsort(-p)[:top]
+    return ", ".join(f"{elements[i]} {p[i]:.2f}" for i in order)
 
 
 def _plot_designs(figure: Dict[str, dict], path: Path) -> None:
