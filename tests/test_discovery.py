@@ -177,3 +177,26 @@ def test_alloy_designs_are_reported_as_compositions():
 
     f = np.array([[0.5, 0.0, 0.3, 0.2, 0.0]])
     assert composition(torch.tensor(clr(f)[0]), ["Fe", "Cr", "Ni", "Co", "Al"], top=3) == "Fe 0.50, Ni 0.30, Co 0.20"
+
+
+def test_merge_reports_of_other_seeds():
+    import pytest
+
+    from pyro_hypervae.experiments.discovery import discovery_markdown, merge_reports
+
+    def report(seed, hits, holdout="3", budget=300):
+        rows = [{"holdout": holdout, "seed": seed, "method": m, "evaluations": budget, "best": {"50": -0.2, "100": -0.1, "300": -0.05},
+                 "hit": h, "judged_as": holdout if h else "8", "judge_test_accuracy": 0.9} for m, h in zip(("hypervae", "vae", "random"), hits)]
+        return {"experiment": "discovery", "dataset": "digits", "objective": "exemplar", "budget": budget, "seeds": [seed],
+                "holdouts": [holdout], "command": f"cmd {seed}", "rows": rows}
+
+    merged = merge_reports([report(0, (True, False, False)), report(1, (True, True, False))])
+    assert merged["seeds"] == [0, 1] and len(merged["rows"]) == 6 and merged["command"] == "cmd 0 ; cmd 1"
+    md = discovery_markdown(merged, [50, 100, 300])
+    assert "| HyperVAE: BO over z on theta(q(u | d)) |" in md and "1.00 (2/2)" in md
+    assert "than the pooled VAE's search: yes (2 hits against 1); than random search: yes (2 hits against 0)" in md
+    assert "| 3 | 2/2 | 1/2 | 0/2 |" in md
+    with pytest.raises(ValueError, match="other settings"):
+        merge_reports([report(0, (True, True, True)), report(1, (True, True, True), budget=60)])
+    with pytest.raises(ValueError, match="repeat"):
+        merge_reports([report(0, (True, True, True)), report(0, (True, True, True))])

@@ -8,6 +8,7 @@ judge's hit rate, and a figure of the best designs side by side.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Dict, List
 
@@ -46,12 +47,19 @@ class Discovery:
         p.add_argument("--out", default="docs/results/discovery", help="where the JSON, table and figure go")
         p.add_argument("--name", default=None, help="file stem (default discovery_DATASET)")
         p.add_argument("--threads", type=int, default=1)
+        p.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                       help="no search: merge the reports of earlier runs (other seeds or held-out tasks, one setting) into one table")
         p.add_argument("--no-progress", action="store_true")
 
     @staticmethod
     def run(args: argparse.Namespace) -> dict:
         from ..config import parse_overrides
 
+        if args.merge:
+            report = merge_reports([json.loads(Path(f).read_text()) for f in args.merge]) | {"merged": list(args.merge), "merge_command": command_line()}
+            stem = args.name or f"discovery_{Path(report['dataset']).stem}"
+            write_outputs(args.out, stem, report, discovery_markdown(report, [*args.checkpoints, report["budget"]]))
+            return report
         torch.set_num_threads(args.threads)
         overrides = parse_overrides(args.set)
         base = Config(dataset=args.dataset, steps=args.steps).override(overrides)
@@ -91,6 +99,28 @@ class Discovery:
         return report
 
 
+def merge_reports(reports: List[dict]) -> dict:
+    """One report from several of one setting (dataset, objective, budget) that differ in seeds or
+    held-out tasks; refuses reports of other settings or that repeat a (held-out task, seed, method)."""
+    if not reports:
+        raise ValueError("nothing to merge")
+    keys = ("experiment", "dataset", "objective", "budget")
+    for r in reports[1:]:
+        diff = {k: (reports[0].get(k), r.get(k)) for k in keys if r.get(k) != reports[0].get(k)}
+        if diff:
+            raise ValueError(f"cannot merge discovery reports of other settings: {diff}")
+    rows = [row for r in reports for row in r["rows"]]
+    seen = [(row["holdout"], row["seed"], row["method"]) for row in rows]
+    if len(set(seen)) != len(seen):
+        raise ValueError("the reports repeat a (held-out task, seed, method); merge each only once")
+    return {k: reports[0][k] for k in keys} | {
+        "seeds": sorted({row["seed"] for row in rows}),
+        "holdouts": list(dict.fromkeys(h for r in reports for h in r["holdouts"])),
+        "command": " ; ".join(r["command"] for r in reports if r.get("command")),
+        "rows": rows,
+    }
+
+
 OBJECTIVE_TEXT = {
     "exemplar": "objective: -mean squared difference to the held-out task's medoid (0 = the exemplar itself); ",
     "probability": "objective: log p(held-out task | x) under a logistic regression trained on every task; ",
@@ -112,6 +142,20 @@ def discovery_markdown(report: dict, ks: List[int]) -> str:
         cells = [f"{np.mean([r['best'][str(k)] for r in mine]):.4f} ± {np.std([r['best'][str(k)] for r in mine], ddof=1) if len(mine) > 1 else 0:.4f}"
                  for k in ks]
         lines.append(f"| {LABELS[method]} | " + " | ".join(cells) + f" | {np.mean([r['hit'] for r in mine]):.2f} ({sum(r['hit'] for r in mine)}/{len(mine)}) |")
+    hits = {m: sum(r["hit"] for r in rows if r["method"] == m) for m in METHODS}
+    if all(any(r["method"] == m for r in rows) for m in METHODS):
+        verdict = [f"than {name}: {'yes' if hits['hypervae'] > hits[m] else '**no**'} ({hits['hypervae']} hits against {hits[m]})"
+                   for m, name in (("vae", "the pooled VAE's search"), ("random", "random search"))]
+        lines += ["", "HyperVAE's search hits the held-out task more often, on the same budget, " + "; ".join(verdict) + "."]
+    holdouts = report["holdouts"]
+    if len(holdouts) > 1 or len(report["seeds"]) > 1:
+        lines += ["", "Hits per held-out task (over seeds):", "", "| held out | " + " | ".join(METHODS) + " |", "|---|" + "---|" * len(METHODS)]
+        for h in holdouts:
+            cells = []
+            for m in METHODS:
+                mine = [r for r in rows if r["holdout"] == h and r["method"] == m]
+                cells.append(f"{sum(r['hit'] for r in mine)}/{len(mine)}" if mine else "-")
+            lines.append(f"| {h} | " + " | ".join(cells) + " |")
     found = [r for r in rows if "composition" in r]
     if found:
         lines += ["", "Compositions found (the best design of each search, mole fractions by inverse clr, largest six "
@@ -120,6 +164,8 @@ def discovery_markdown(report: dict, ks: List[int]) -> str:
                   for r in found]
     lines += ["", "± is the standard deviation over held-out tasks and seeds.", "",
               f"Command: `{report['command']}`" if report["command"] else ""]
+    if report.get("merged"):
+        lines += ["", f"Merged (no new numbers) from {', '.join(report['merged'])} by `{report.get('merge_command') or 'pyro-hypervae reproduce discovery --merge ...'}`."]
     return "\n".join(lines) + "\n"
 
 
