@@ -187,7 +187,7 @@ def test_simple_outlier_the_likelihood_prefers_and_the_corrected_scores_reject()
     torch.testing.assert_close(s["neg_elbo"], nll, atol=1e-3, rtol=1e-5)
     auc = {n: roc_auc_score(y, v.numpy()) for n, v in s.items()}
     assert auc["neg_elbo"] == 0.0  # every outlier looks more normal than every normal point
-    assert auc["typicality"] == 1.0 and auc["complexity"] == 1.0
+    assert auc["typicality"] == 1.0 and auc["complexity"] == 1.0 and auc["complexity_png"] == 1.0
     assert paradox_warning(s["neg_elbo"][60:].numpy(), ref) is not None
     assert paradox_warning(s["neg_elbo"][:60].numpy(), ref) is None
 
@@ -208,13 +208,20 @@ def test_typicality_complexity_and_combinations_by_hand():
     torch.testing.assert_close(s["typicality"], (s["neg_elbo"] - h).abs().float(), atol=1e-3, rtol=0)
     buf = io.BytesIO()
     Image.fromarray(x[0, 0].numpy() > 0.5).convert("1").save(buf, format="PNG", optimize=True, compress_level=9)
-    assert compressed_bits(x[:1]).item() == 8 * len(buf.getvalue())
-    torch.testing.assert_close(s["complexity"], s["neg_elbo"] / np.log(2) - compressed_bits(x))
+    assert compressed_bits(x[:1], "png").item() == 8 * len(buf.getvalue())
+    import bz2
+
+    assert compressed_bits(x[:1], "bz2").item() == 8 * len(bz2.compress(np.packbits(x[0].numpy().reshape(-1) > 0.5).tobytes(), 9))
+    torch.testing.assert_close(s["complexity"], s["neg_elbo"] / np.log(2) - compressed_bits(x, "bz2"))
+    torch.testing.assert_close(s["complexity_png"], s["neg_elbo"] / np.log(2) - compressed_bits(x, "png"))
     z = lambda n: (s[n] - ref.scores[n].mean()) / ref.scores[n].std()  # noqa: E731
     torch.testing.assert_close(s["typicality+complexity"], (z("typicality") + z("complexity")).float(), atol=1e-4, rtol=1e-5)
     torch.testing.assert_close(combine(s, ["typicality"], ref), z("typicality").float(), atol=1e-5, rtol=1e-5)
     # a blank image is short as a PNG, noise is long
-    assert compressed_bits(torch.zeros(1, 1, 28, 28)) < compressed_bits(x[:1])
+    for c in ("bz2", "png"):
+        assert compressed_bits(torch.zeros(1, 1, 28, 28), c) < compressed_bits(x[:1], c)
+    with pytest.raises(ValueError, match="compressor"):
+        compressed_bits(x, "gzip")
     with pytest.raises(ValueError, match="images"):
         compressed_bits(torch.zeros(2, 6))
     with pytest.raises(ValueError, match="reference"):
@@ -266,7 +273,7 @@ def test_score_command_default_and_choices(tiny_npz, tmp_path, capsys):
         assert json.loads(paper.read_text())["score"] == name
     assert main(["score", "--run", str(run), "--data", str(tiny_npz / "other.npz"), "--out", str(paper), "--score", "kl"]) == 2
     err = capsys.readouterr().err
-    assert "['kl'] not defined for the HyperVAE" in err and "choose from ['neg_elbo', 'kl_u', 'bits_back', 'complexity', 'typicality']" in err
+    assert "['kl'] not defined for the HyperVAE" in err and "choose from ['neg_elbo', 'kl_u', 'bits_back', 'complexity', 'complexity_png', 'typicality']" in err
     # the training points themselves, made blank: more likely than the training points -> a warning
     blank = tmp_path / "blank.npz"
     np.savez(blank, x=np.zeros((10, 1, 8, 8), np.float32))
@@ -280,7 +287,7 @@ def test_reproduce_outliers_tiny(tmp_path):
     """The one-command table at tiny size: rows per model x score, the validation choice, histograms."""
     out = tmp_path / "res"
     assert main(["reproduce", "outliers", "--columns", "digits:holdout", "--seeds", "0", "1", "--holdout-steps", "3",
-                 "--models", "hypervae", "vae", "--discovery-runs", str(tmp_path / "runs"), "--out", str(out),
+                 "--models", "hypervae", "vae", "--runs", str(tmp_path / "runs"), "--out", str(out),
                  "--reference-points", "200", "--no-progress"]) == 0
     rep = json.loads((out / "outliers.json").read_text())
     assert {(r["model"], r["seed"]) for r in rep["results"]} == {("hypervae", 0), ("hypervae", 1), ("vae", 0), ("vae", 1)}
@@ -292,8 +299,9 @@ def test_reproduce_outliers_tiny(tmp_path):
 
     n3 = int((load_digits().target == 3).sum())
     assert hv["test_points"][1] == round(0.2 * n3)  # digit 3's test points are the outliers
+    assert hv["val_points"][1] == n3 - round(0.2 * n3) - round(0.1 * (n3 - round(0.2 * n3)))  # its training points
     md = (out / "outliers.md").read_text()
     assert "| HyperVAE | kl_u |" in md and "Chosen on validation" in md
     assert (out / "outliers_histograms.png").stat().st_size > 1000
     # the held-out digit was never trained on: the runs record it
-    assert Config.from_file(tmp_path / "runs" / "digits" / "holdout-3" / "hypervae_s0" / "config.json").data.holdout == "3"
+    assert Config.from_file(tmp_path / "runs" / "digits-holdout-3" / "hypervae_s0" / "config.json").data.holdout == "3"

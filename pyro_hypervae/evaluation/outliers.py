@@ -21,7 +21,8 @@ higher = more anomalous. Each model answers its own *base* scores
 On top of them, for every model (``derived_scores``):
 
 * ``complexity`` (Serrà et al., ICLR 2020), images only: ``neg_elbo`` in bits
-  minus L(x), the length in bits of x as a lossless PNG (``compressed_bits``).
+  minus L(x), the length in bits of x under a generic lossless compressor
+  (``compressed_bits``): bz2 for ``complexity``, PNG for ``complexity_png``.
   A simple image (few active pixels) is cheap for any model *and* for PNG; the
   difference keeps what the model knows beyond generic simplicity.
 * ``typicality`` (Nalisnick et al. 2019, a batch of one point): the distance of
@@ -45,6 +46,7 @@ threshold. ``fpr95`` is the FPR at 95% TPR (``fpr_at_95_tpr``).
 
 from __future__ import annotations
 
+import bz2
 import io
 import math
 from dataclasses import dataclass, field
@@ -60,7 +62,7 @@ from ..registry import SCORES
 # validation data (docs/outliers.md, docs/results/outliers/)
 DEFAULT_SCORE = "typicality"
 # scores every model gets on top of its own (``derived_scores``)
-DERIVED = ("complexity", "typicality")
+DERIVED = ("complexity", "complexity_png", "typicality")
 
 
 # --------------------------------------------------------------------------
@@ -71,31 +73,46 @@ def is_image(x_shape: Sequence[int]) -> bool:
     return len(x_shape) == 3 and x_shape[0] in (1, 3)
 
 
-def compressed_bits(x: Tensor) -> Tensor:
-    """L(x): the length in bits of each image as a PNG (Pillow, compression level 9).
-
-    x: (n, C, H, W) with values in [0, 1] (C = 1 or 3) -> (n,). Binary images are
-    written one bit per pixel, others as 8-bit grey (or RGB) levels.
-    """
+def _png_bytes(img: np.ndarray, binary: bool) -> bytes:
     from PIL import Image
 
+    if binary and img.shape[0] == 1:
+        pil = Image.fromarray(img[0] > 0.5).convert("1")  # one bit per pixel
+    else:
+        a = np.uint8(np.round(255 * img))
+        pil = Image.fromarray(a[0], "L") if img.shape[0] == 1 else Image.fromarray(a.transpose(1, 2, 0), "RGB")
+    buf = io.BytesIO()
+    pil.save(buf, format="PNG", optimize=True, compress_level=9)
+    return buf.getvalue()
+
+
+def _bz2_bytes(img: np.ndarray, binary: bool) -> bytes:
+    raw = np.packbits(img.reshape(-1) > 0.5) if binary else np.uint8(np.round(255 * img)).reshape(-1)
+    return bz2.compress(raw.tobytes(), 9)
+
+
+# generic lossless compressors: (image (C, H, W) in [0, 1], binary?) -> bytes
+COMPRESSORS = {"bz2": _bz2_bytes, "png": _png_bytes}
+
+
+def compressed_bits(x: Tensor, compressor: str = "bz2") -> Tensor:
+    """L(x): the length in bits of each image under a generic lossless compressor.
+
+    x: (n, C, H, W) with values in [0, 1] (C = 1 or 3) -> (n,). ``bz2`` (Python's
+    bz2, level 9) compresses the pixels as bytes, binary images packed eight
+    pixels a byte; ``png`` writes a PNG with Pillow (level 9), binary images one
+    bit per pixel, others as 8-bit levels.
+    """
+    if compressor not in COMPRESSORS:
+        raise ValueError(f"unknown compressor {compressor!r}; choose one of {sorted(COMPRESSORS)}")
     if x.dim() != 4 or not is_image(x.shape[1:]):
         raise ValueError(f"the complexity correction compresses images (n, C, H, W), C 1 or 3; got points shaped {tuple(x.shape[1:])}")
     arr = x.detach().cpu().numpy()
     if arr.min() < 0 or arr.max() > 1:
         raise ValueError("compressed_bits takes pixel values in [0, 1]")
     binary = bool(np.isin(arr, (0.0, 1.0)).all())
-    out = []
-    for img in arr:
-        if binary:
-            pil = Image.fromarray(img[0] > 0.5).convert("1") if img.shape[0] == 1 else Image.fromarray(np.uint8(255 * img.transpose(1, 2, 0)))
-        else:
-            a = np.uint8(np.round(255 * img))
-            pil = Image.fromarray(a[0], "L") if img.shape[0] == 1 else Image.fromarray(a.transpose(1, 2, 0), "RGB")
-        buf = io.BytesIO()
-        pil.save(buf, format="PNG", optimize=True, compress_level=9)
-        out.append(8 * buf.getbuffer().nbytes)
-    return torch.tensor(out, dtype=torch.float32)
+    encode = COMPRESSORS[compressor]
+    return torch.tensor([8 * len(encode(img, binary)) for img in arr], dtype=torch.float32)
 
 
 # --------------------------------------------------------------------------
@@ -128,7 +145,7 @@ def available_scores(model) -> List[str]:
     names = list(model.scores)
     if "neg_elbo" in names:
         if is_image(model.target.x_shape) and model.target.likelihood.discrete:
-            names.append("complexity")
+            names += ["complexity", "complexity_png"]
         names.append("typicality")
     return names
 
@@ -143,13 +160,15 @@ def _base_scores(model, x: Tensor, num_samples: int, chunk: int) -> Dict[str, Te
 
 
 def derived_scores(scores: Dict[str, Tensor], x: Tensor, model, reference: Optional[ScoreReference]) -> Dict[str, Tensor]:
-    """``complexity`` (images under a discrete likelihood) and, with a reference,
+    """``complexity`` and ``complexity_png`` (images under a discrete likelihood) and, with a reference,
     ``typicality``, from the base scores {name: (n,)} of points x."""
     out: Dict[str, Tensor] = {}
     if "neg_elbo" not in scores:
         return out
     if "complexity" in available_scores(model):
-        out["complexity"] = scores["neg_elbo"] / math.log(2) - compressed_bits(x)
+        bits = scores["neg_elbo"] / math.log(2)
+        out["complexity"] = bits - compressed_bits(x, "bz2")
+        out["complexity_png"] = bits - compressed_bits(x, "png")
     if reference is not None:
         out["typicality"] = (scores["neg_elbo"] - reference.mean("neg_elbo")).abs()
     return out

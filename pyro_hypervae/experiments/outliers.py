@@ -8,20 +8,21 @@ model and score, on four problems (columns):
 * ``alloys:holdout``: the alloys with one phase held out.
 
 Each column, seed and model: the model is trained on the normal data (the
-paper's protocol for the image pairs, reused from ``runs/outliers``; the
-discovery runs' settings for the held-out columns, reused from
-``runs/discovery``), and every score it has (``evaluation.outliers``) is
+paper's protocol for the image pairs; the library's defaults, as discovery,
+for the held-out columns; 10% of each task's training points kept for
+validation; runs reused from ``runs/outliers``), and every score it has (``evaluation.outliers``) is
 computed on
 
 * the reference: 1,000 random normal training points (typicality's mean and the
   combinations' standardisation);
-* validation: normal validation points (the val split; for the held-out columns,
-  training points outside the reference) against outliers drawn from the
-  outlier source's *training* split: where combinations and the default score
-  are chosen;
-* test: normal test points (200 per task for the image pairs) against 25% as
-  many outliers from the outlier source's *test* split, touched once for the
-  reported AUC and FPR at 95% TPR.
+* validation: normal validation points (10% of each task's training points,
+  never trained on; up to 200 per task) against outliers from the outlier
+  source's *training* split (the held-out task's training points; for the image
+  pairs 25% as many as the normal ones): where a score is chosen per column and
+  the default score is chosen;
+* test: normal test points (up to 200 per task) against outliers from the
+  outlier source's *test* split (all of the held-out task's; 25% as many for
+  the image pairs), touched once for the reported AUC and FPR at 95% TPR.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from .report import command_line, label, log, write_outputs
 from .runs import train_or_reuse
 
 # the combinations tried on validation (z-values summed over the reference)
-COMBINATIONS = ("typicality+kl_u", "typicality+complexity", "complexity+kl_u")
+COMBINATIONS = ("typicality+kl_u", "typicality+complexity", "complexity+kl_u", "neg_elbo+complexity")
 
 
 @dataclass(frozen=True)
@@ -84,28 +85,26 @@ def _config_and_run(col: Column, kind: str, seed: int, args) -> Tuple[Config, Pa
         data = load_dataset(col.normal, None, seed, val_fraction=args.val_fraction)
         config = protocol_config(col.normal, data, kind, args.steps, seed)
         return config, Path(args.runs) / col.normal / f"{kind}_s{seed}", data, None
-    # the discovery experiment's runs: the library's defaults, one task held out
-    config = Config(dataset=col.normal, model=kind, seed=seed, holdout=str(col.holdout), steps=args.holdout_steps)
+    # the library's defaults (as discovery), one task held out, a validation split of the others
+    config = Config(dataset=col.normal, model=kind, seed=seed, holdout=str(col.holdout), steps=args.holdout_steps,
+                    val_fraction=args.val_fraction)
     data, held = load_data_and_holdout(config)
-    return config, Path(args.discovery_runs) / col.normal / f"holdout-{col.holdout}" / f"{kind}_s{seed}", data, held
+    return config, Path(args.runs) / f"{col.normal}-holdout-{col.holdout}" / f"{kind}_s{seed}", data, held
 
 
 def _point_sets(col: Column, data: TaskDataset, held: Optional[TaskDataset], seed: int, args) -> Dict[str, Tuple[torch.Tensor, torch.Tensor]]:
     """{"reference": (x, None), "val": (normal, outliers), "test": (normal, outliers)}."""
     g = torch.Generator().manual_seed(seed)
-    train = _pick(data.x[data.is_train], len(data.x), g)
-    reference = train[: args.reference_points]
+    reference = _pick(data.x[data.is_train], args.reference_points, g)
+    per = args.normal_points
+    test_n = torch.cat([_pick(data.points(t, "test"), per, g) for t in range(data.num_tasks)])
+    val_n = torch.cat([_pick(data.points(t, "val"), per, g) for t in range(data.num_tasks)])
     if col.outliers:
         other = load_dataset(col.outliers, None, seed)
-        per = args.normal_points
-        test_n = torch.cat([_pick(data.points(t, "test"), per, g) for t in range(data.num_tasks)])
-        val_n = torch.cat([_pick(data.points(t, "val"), per, g) for t in range(data.num_tasks)])
         k_test, k_val = int(round(0.25 * len(test_n))), int(round(0.25 * len(val_n)))
         test_o = _pick(other.x[other.mask("test")], k_test, g)
         val_o = _pick(other.x[other.mask("train")], k_val, g)
     else:
-        test_n = data.x[data.mask("test")]
-        val_n = train[args.reference_points : args.reference_points + len(test_n)]
         test_o, val_o = held.x[held.mask("test")], held.x[held.mask("train")]
     if len(val_n) == 0 or len(val_o) == 0 or len(test_o) == 0:
         raise ValueError(f"{col.title}: not enough points for the validation and test sets")
@@ -231,12 +230,11 @@ class Outliers:
         p.add_argument("--phase", default="HCP", help="the phase held out in alloys:holdout (default HCP)")
         p.add_argument("--steps", type=int, default=10000, help="training steps for the image pairs (the paper's protocol: 10,000)")
         p.add_argument("--holdout-steps", type=int, default=2000, help="training steps for the held-out columns (as discovery: 2,000)")
-        p.add_argument("--val-fraction", type=float, default=0.1, help="validation fraction of the image pairs' training points")
-        p.add_argument("--normal-points", type=int, default=200, help="normal test (and validation) points per task, image pairs")
+        p.add_argument("--val-fraction", type=float, default=0.1, help="validation fraction of each task's training points (default 0.1)")
+        p.add_argument("--normal-points", type=int, default=200, help="normal test (and validation) points per task (at most)")
         p.add_argument("--reference-points", type=int, default=1000, help="normal training points in the reference")
         p.add_argument("--score-samples", type=int, default=8, help="z samples in the negative ELBO")
-        p.add_argument("--runs", default="runs/outliers", help="runs of the image pairs (trained or reused)")
-        p.add_argument("--discovery-runs", default="runs/discovery", help="runs of the held-out columns (shared with discovery)")
+        p.add_argument("--runs", default="runs/outliers", help="where the models are trained or reused")
         p.add_argument("--out", default="docs/results/outliers")
         p.add_argument("--name", default="outliers")
         p.add_argument("--threads", type=int, default=1)

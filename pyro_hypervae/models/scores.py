@@ -34,8 +34,10 @@ for _score in (
           "explains x, the model-level surprise no single VAE has (HyperVAE)", "one task-encoder pass"),
     Score("bits_back", "-EL+KL(u)", "neg_elbo + kl_u: the two-part code length of x as a one-point task, the MDL "
           "objective with |D| = 1 (HyperVAE)", "neg_elbo's and one task-encoder pass"),
-    Score("complexity", "S", "Serra et al. 2020: neg_elbo / ln 2 - L(x) in bits, L(x) the length of x as a lossless "
-          "PNG (Pillow, level 9); images under a discrete likelihood", "neg_elbo's and one PNG encoding"),
+    Score("complexity", "S", "Serra et al. 2020: neg_elbo / ln 2 - L(x) in bits, L(x) the length of x under bz2 "
+          "(level 9, binary pixels packed 8 a byte); images under a discrete likelihood", "neg_elbo's and one bz2 compression"),
+    Score("complexity_png", "S (PNG)", "as complexity, L(x) the length of x as a lossless PNG (Pillow, level 9), "
+          "Serra et al.'s compressor", "neg_elbo's and one PNG encoding"),
     Score("typicality", "|-EL - H|", "Nalisnick et al. 2019 on batches of one point: |neg_elbo(x) - H|, H the mean "
           "neg_elbo of normal training points", "neg_elbo's, and once per run the neg_elbo of the training reference"),
 ):
