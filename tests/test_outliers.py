@@ -305,3 +305,22 @@ def test_reproduce_outliers_tiny(tmp_path):
     assert (out / "outliers_histograms.png").stat().st_size > 1000
     # the held-out digit was never trained on: the runs record it
     assert Config.from_file(tmp_path / "runs" / "digits-holdout-3" / "hypervae_s0" / "config.json").data.holdout == "3"
+
+
+def test_merge_outlier_reports():
+    from pyro_hypervae.experiments.outliers import merge_reports, outliers_markdown
+
+    def rep(col, seed, auc):
+        r = {"column": col, "model": "hypervae", "seed": seed, "val_points": [10, 2], "test_points": [10, 2],
+             "scores": {"neg_elbo": {"val": {"auc": auc, "fpr95": 50.0}, "test": {"auc": auc, "fpr95": 40.0}},
+                        "complexity": {"val": {"auc": 100 - auc, "fpr95": 5.0}, "test": {"auc": 100 - auc, "fpr95": 4.0}}}}
+        return {"columns": {col: {"title": col, "points": "p"}}, "models": ["hypervae"], "command": f"c{seed}", "results": [r]}
+
+    m = merge_reports([rep("a:b", 0, 30.0), rep("a:b", 1, 40.0), rep("c:holdout", 0, 60.0)])
+    assert m["seeds"] == [0, 1] and len(m["results"]) == 3 and set(m["columns"]) == {"a:b", "c:holdout"}
+    md = outliers_markdown(m | {"command": None})
+    assert "| HyperVAE | complexity | 65.0 ± 7.1 / 4.0 ± 0.0 | 40.0 / 4.0 |" in md
+    # chosen on validation: complexity on a:b (val 70, 60), neg_elbo on c (val 60 vs 40)
+    assert "| HyperVAE | 65.0 ± 7.1 (complexity) | 60.0 (neg_elbo) |" in md
+    with pytest.raises(ValueError, match="repeat"):
+        merge_reports([rep("a:b", 0, 30.0), rep("a:b", 0, 30.0)])

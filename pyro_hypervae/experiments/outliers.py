@@ -28,6 +28,7 @@ computed on
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -177,7 +178,26 @@ def outliers_markdown(report: dict) -> str:
               "; `A+B`: the z-values of A and B (standardised on the reference of normal training points) summed.", "",
               "Points: " + "; ".join(f"{cols[c]['title']}: {cols[c]['points']}" for c in cols), "",
               f"Command: `{report['command']}`" if report["command"] else ""]
+    if report.get("merged"):
+        lines += ["", "Merged (no new numbers) from: " + "; ".join(f"`{c}`" for c in report["commands"] if c)]
     return "\n".join(lines) + "\n"
+
+
+def merge_reports(reports: List[dict]) -> dict:
+    """One report from several (other columns, models or seeds); refuses a (column, model, seed) twice."""
+    if not reports:
+        raise ValueError("nothing to merge")
+    results = [r for rep in reports for r in rep["results"]]
+    keys = [(r["column"], r["model"], r["seed"]) for r in results]
+    if len(set(keys)) != len(keys):
+        raise ValueError("the reports repeat a (column, model, seed); merge each only once")
+    cols = {k: v for rep in reports for k, v in rep["columns"].items()}
+    models = list(dict.fromkeys(m for rep in reports for m in rep["models"]))
+    return {"experiment": "outliers", "columns": cols, "models": models,
+            "seeds": sorted({r["seed"] for r in results}), "results": results,
+            "commands": [rep.get("command") for rep in reports],
+            "score_names": sorted({s for r in results for s in r["scores"]}),
+            "validation_ranking": _validation_ranking(results, models)}
 
 
 def _validation_ranking(results: List[dict], models: List[str]) -> List[dict]:
@@ -238,10 +258,17 @@ class Outliers:
         p.add_argument("--out", default="docs/results/outliers")
         p.add_argument("--name", default="outliers")
         p.add_argument("--threads", type=int, default=1)
+        p.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                       help="no scoring: merge the reports of earlier runs (other columns, models or seeds) into one table")
         p.add_argument("--no-progress", action="store_true")
 
     @staticmethod
     def run(args: argparse.Namespace) -> dict:
+        if args.merge:
+            report = merge_reports([json.loads(Path(f).read_text()) for f in args.merge])
+            report |= {"merged": list(args.merge), "command": command_line()}
+            write_outputs(args.out, args.name, report, outliers_markdown(report))
+            return report
         torch.set_num_threads(args.threads)
         known = columns(args.digit, args.phase)
         bad = [c for c in args.columns if c not in known]
