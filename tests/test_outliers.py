@@ -258,15 +258,13 @@ def test_typical_set_test_on_batches():
 
 
 def test_score_command_default_and_choices(tiny_npz, tmp_path, capsys):
-    from pyro_hypervae.evaluation import DEFAULT_SCORE
-
     run = tmp_path / "run"
     assert main(["train", "--dataset", str(tiny_npz / "tiny.npz"), "--out", str(run), "--steps", "2",
                  "--z-dim", "2", "--no-progress", "--tasks-per-batch", "1", "--points-per-task", "8"]) == 0
     out = tmp_path / "s.json"
     assert main(["score", "--run", str(run), "--data", str(tiny_npz / "other.npz"), "--out", str(out)]) == 0
     r = json.loads(out.read_text())
-    assert r["score"] == DEFAULT_SCORE == r["default_score"] and len(r["scores"]) == 30 and r["higher_is_more_anomalous"]
+    assert r["score"] == "complexity" == r["default_score"] and len(r["scores"]) == 30 and r["higher_is_more_anomalous"]
     paper = tmp_path / "p.json"
     for name in ("neg_elbo", "kl_u", "bits_back", "complexity", "typicality+kl_u"):
         assert main(["score", "--run", str(run), "--data", str(tiny_npz / "other.npz"), "--out", str(paper), "--score", name]) == 0
@@ -305,6 +303,20 @@ def test_reproduce_outliers_tiny(tmp_path):
     assert (out / "outliers_histograms.png").stat().st_size > 1000
     # the held-out digit was never trained on: the runs record it
     assert Config.from_file(tmp_path / "runs" / "digits-holdout-3" / "hypervae_s0" / "config.json").data.holdout == "3"
+
+
+def test_the_default_score_is_the_documented_one():
+    """complexity where the model has it (images, Bernoulli), neg_elbo elsewhere; docs/outliers.md says so."""
+    from pathlib import Path
+
+    from pyro_hypervae.evaluation import DEFAULT_SCORES, default_score
+
+    assert DEFAULT_SCORES == ("complexity", "neg_elbo")
+    assert default_score(HyperVAE(MLPVAE((1, 8, 8), z_dim=2, hidden=(8,)), u_dim=2, rank=3, trunk_width=4)) == "complexity"
+    assert default_score(PooledVAE(MLPVAE((6,), z_dim=2, hidden=(8,), likelihood="gaussian"))) == "neg_elbo"
+    assert default_score(MetaVAE(MLPVAE((6,), z_dim=2, hidden=(8,)), 2)) == "neg_elbo"
+    doc = (Path(__file__).parents[1] / "docs" / "outliers.md").read_text()
+    assert "`score` defaults to `complexity` where it is defined" in doc and "to `neg_elbo` elsewhere" in doc
 
 
 def test_merge_outlier_reports():

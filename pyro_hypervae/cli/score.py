@@ -10,7 +10,7 @@ import torch
 from ..checkpoint import write_json_atomic
 from ..data.sources import read_points
 from ..data.tasks import DataError
-from ..evaluation.outliers import DEFAULT_SCORE, check_score_name, outlier_scores, paradox_warning, score_reference
+from ..evaluation.outliers import DEFAULT_SCORES, check_score_name, default_score, outlier_scores, paradox_warning, score_reference
 from ..models.build import load_run
 from ..registry import SCORES
 
@@ -22,7 +22,7 @@ def cmd_score(args) -> int:
         model.target.likelihood.check(x)
     except ValueError as e:
         raise DataError(f"{args.data}: {e} (the run was trained with binarization={config.data.binarization!r})") from None
-    which = args.score or DEFAULT_SCORE
+    which = args.score or default_score(model)
     check_score_name(model, which)
     if args.reference_points < 1:
         raise ValueError(f"--reference-points must be at least 1, got {args.reference_points}")
@@ -38,7 +38,7 @@ def cmd_score(args) -> int:
         "data": str(args.data),
         "model": model.name,
         "score": which,
-        "default_score": DEFAULT_SCORE,
+        "default_score": default_score(model),
         "higher_is_more_anomalous": True,
         "units": "bits" if which == "complexity" else ("z-values summed" if "+" in which else "nats"),
         "num_samples": args.samples,
@@ -62,7 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--score", default=None, metavar="NAME",
                    help="; ".join(f"{s.name}: {s.formula}" for _, s in SCORES.items())
                    + "; or A+B, the z-values of two scores summed. "
-                   f"Default: {DEFAULT_SCORE}, the most reliable across docs/results/outliers (the paper's score: --score neg_elbo)")
+                   f"Default: the first of {', '.join(DEFAULT_SCORES)} the model has (complexity for images under a Bernoulli "
+                   "likelihood), the most reliable on validation in docs/results/outliers; the paper's score: --score neg_elbo")
     p.add_argument("--samples", type=int, default=8, help="z samples for the negative ELBO")
     p.add_argument("--reference-points", type=int, default=1000,
                    help="normal training points whose scores typicality and combinations are measured against (default 1000)")

@@ -6,12 +6,12 @@ estimator, ``nets.estimator.estimate``."""
 from .diagnostics import GapReport, amortization_gap, compare_to_nuts, task_elbo
 from .metrics import evaluate, format_table, point_metrics
 from .outliers import (
-    DEFAULT_SCORE, ScoreReference, available_scores, compressed_bits, detection_metrics, fpr_at_95_tpr, outlier_scores,
+    DEFAULT_SCORES, ScoreReference, available_scores, compressed_bits, default_score, detection_metrics, fpr_at_95_tpr, outlier_scores,
     paradox_warning, score_reference, train_threshold, typical_set_test,
 )
 
 __all__ = [
-    "DEFAULT_SCORE", "GapReport", "ScoreReference", "amortization_gap", "available_scores", "compare_to_nuts",
-    "compressed_bits", "detection_metrics", "evaluate", "format_table", "fpr_at_95_tpr", "outlier_scores",
+    "DEFAULT_SCORES", "GapReport", "ScoreReference", "amortization_gap", "available_scores", "compare_to_nuts",
+    "compressed_bits", "default_score", "detection_metrics", "evaluate", "format_table", "fpr_at_95_tpr", "outlier_scores",
     "paradox_warning", "point_metrics", "score_reference", "task_elbo", "train_threshold", "typical_set_test",
 ]

@@ -58,9 +58,10 @@ from torch import Tensor
 
 from ..registry import SCORES
 
-# the score ``pyro-hypervae score`` uses when none is named, chosen on
-# validation data (docs/outliers.md, docs/results/outliers/)
-DEFAULT_SCORE = "typicality"
+# the scores ``pyro-hypervae score`` uses when none is named, the first the model
+# has (``default_score``), chosen on validation data (docs/outliers.md,
+# docs/results/outliers/): the complexity correction where it is defined
+DEFAULT_SCORES = ("complexity", "neg_elbo")
 # scores every model gets on top of its own (``derived_scores``)
 DERIVED = ("complexity", "complexity_png", "typicality")
 
@@ -150,6 +151,12 @@ def available_scores(model) -> List[str]:
     return names
 
 
+def default_score(model) -> str:
+    """The score ``score`` uses when none is named: the first of ``DEFAULT_SCORES`` the model has."""
+    have = available_scores(model)
+    return next(n for n in (*DEFAULT_SCORES, *have) if n in have)
+
+
 def _base_scores(model, x: Tensor, num_samples: int, chunk: int) -> Dict[str, Tensor]:
     model.eval()
     out: Dict[str, list] = {}
@@ -236,7 +243,7 @@ def paradox_warning(neg_elbo: np.ndarray, reference: ScoreReference, fraction: f
         return None
     return (f"{100 * share:.0f}% of these points are more likely under the model than the median training point "
             f"(negative ELBO below {median:.1f} nats): if they are outliers, the likelihood cannot flag them "
-            f"(the likelihood paradox, Nalisnick et al. 2019). Use --score typicality or complexity; see docs/outliers.md")
+            f"(the likelihood paradox, Nalisnick et al. 2019). For images use --score complexity; see docs/outliers.md")
 
 
 def typical_set_test(neg_elbo: np.ndarray, reference: ScoreReference, batch_size: int, alpha: float = 0.01,
