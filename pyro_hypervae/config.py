@@ -281,11 +281,20 @@ class Config:
             if choices is not None and value not in choices and not (value is None and setting_default(short) is None):
                 hints[short] = f" (one of {choices})"
         checks = {k: False for k in hints}
+        n = self.net
+        sizes = {"z_dim": n.z_dim, "dense": n.dense, "u_dim": h.u_dim, "rank": h.rank, "trunk_width": h.trunk_width}
+        for k, v in sizes.items():
+            if not v >= 1:
+                hints[k] = " (a size: must be at least 1)"
+        if not all(w >= 1 for w in n.hidden):
+            hints["hidden"] = " (every hidden width must be at least 1)"
+        checks |= {k: v >= 1 for k, v in sizes.items()}
         checks |= {
+            "hidden": all(w >= 1 for w in n.hidden),
             "test_fraction": 0 <= d.test_fraction < 1,
             "val_fraction": 0 <= d.val_fraction < 1,
             "steps": t.steps >= 0,
-            "lr": t.lr > 0,
+            "lr": 0 < t.lr < float("inf"),
             "perturbation": h.perturbation >= 0,
             "beta": t.beta >= 0,
             "num_particles": t.num_particles >= 1,

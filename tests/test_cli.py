@@ -33,6 +33,15 @@ def test_train_evaluate_sample(tmp_path, capsys):
     with pytest.raises(SystemExit, match="--resume"):
         main(["train", "--out", str(run)] + FAST)
     assert main(["train", "--out", str(run), "--resume"] + FAST[:2] + ["--steps", "40", "--no-progress"]) == 0
+    # resuming keeps the run's settings: another size is refused with the differences listed, nothing overwritten
+    before = (run / "checkpoint.pt").read_bytes()
+    with pytest.raises(SystemExit, match=r"these differ from it: z_dim: 3 in the run, 5 now.*Only steps, checkpoint_every, log_every"):
+        main(["train", "--out", str(run), "--resume", "--z-dim", "5", "--steps", "50", "--no-progress"])
+    assert (run / "checkpoint.pt").read_bytes() == before
+    # --resume pointed at a folder with no run never starts a fresh one there
+    with pytest.raises(SystemExit, match="holds no run to resume"):
+        main(["train", "--out", str(tmp_path / "typo"), "--resume", "--steps", "5", "--no-progress"])
+    assert not (tmp_path / "typo" / "checkpoint.pt").exists()
 
 
 def test_vae_metrics_have_no_kl_u(tmp_path):

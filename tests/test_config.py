@@ -3,6 +3,7 @@ override parser shared by the command line and the experiments, validation
 against the registries."""
 
 import json
+import re
 
 import pytest
 
@@ -84,3 +85,18 @@ def test_command_line_precedence(tmp_path):
     assert json.loads((run / "config.json").read_text())["hyper"]["rank"] == 5
     with pytest.raises(SystemExit):  # argparse refuses a flag of the wrong type
         main(["train", "--out", str(tmp_path / "r2"), "--steps", "two"])
+
+
+@pytest.mark.parametrize("setting, value, message", [
+    ("z_dim", 0, "z_dim=0 (a size: must be at least 1)"),
+    ("u_dim", 0, "u_dim=0 (a size: must be at least 1)"),
+    ("rank", -2, "rank=-2 (a size: must be at least 1)"),
+    ("trunk_width", 0, "trunk_width=0 (a size"),
+    ("dense", 0, "dense=0 (a size"),
+    ("hidden", [64, 0], "hidden=[64, 0] (every hidden width must be at least 1)"),
+    ("lr", float("inf"), "lr=inf"),
+])
+def test_sizes_of_zero_and_infinite_rates_are_refused(setting, value, message):
+    """A degenerate setting never reaches training: the error names it and the range."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Config(**{setting: value}).validate()

@@ -10,6 +10,7 @@ from ..analysis.samples import sample_task, save_grid
 from ..checkpoint import CHECKPOINT_FILE, CONFIG_FILE
 from ..config import Config
 from ..evaluation.metrics import SUMMARIES, evaluate, format_table
+from ..experiments.protocol import LENGTH_KEYS, settings_differences
 from ..inference.train import fit
 from ..models.build import build_model, load_data, load_run
 from .settings import add_setting_flags, config_from_args
@@ -30,8 +31,17 @@ def cmd_train(args) -> int:
     if (out / CHECKPOINT_FILE).exists() and not args.resume:
         raise SystemExit(f"{out} already holds a checkpoint; pass --resume to continue it or choose another --out")
     saved = out / CONFIG_FILE
+    if args.resume and not ((out / CHECKPOINT_FILE).exists() and saved.exists()):
+        raise SystemExit(f"--resume: {out} holds no run to resume (no {CHECKPOINT_FILE} and {CONFIG_FILE} there); "
+                         f"check the path, or drop --resume to start a new run in {out}")
     # resuming continues the saved run: its config, with any flags given now on top
-    config = config_from_args(args, base=saved if args.resume and saved.exists() else None)
+    config = config_from_args(args, base=saved if args.resume else None)
+    if args.resume:
+        changed = settings_differences(Config.read_file(saved), config)
+        if changed:
+            raise SystemExit(f"--resume continues the run in {out} with its own settings; these differ from it: "
+                             + ", ".join(f"{k}: {a!r} in the run, {b!r} now" for k, (a, b) in changed.items())
+                             + f". Only {', '.join(LENGTH_KEYS)} may change on resume; drop the other flags, or train a new run with another --out")
     train_run(config, out, args.resume, not args.no_progress)
     print(f"saved run to {out}")
     return 0
