@@ -38,6 +38,10 @@ def test_train_evaluate_sample(tmp_path, capsys):
     with pytest.raises(SystemExit, match=r"these differ from it: z_dim: 3 in the run, 5 now.*Only steps, checkpoint_every, log_every"):
         main(["train", "--out", str(run), "--resume", "--z-dim", "5", "--steps", "50", "--no-progress"])
     assert (run / "checkpoint.pt").read_bytes() == before
+    # no abbreviated flags: --step is not --steps
+    with pytest.raises(SystemExit):
+        main(["train", "--out", str(tmp_path / "abbrev"), "--step", "2", "--no-progress"])
+    assert not (tmp_path / "abbrev").exists()
     # --resume pointed at a folder with no run never starts a fresh one there
     with pytest.raises(SystemExit, match="holds no run to resume"):
         main(["train", "--out", str(tmp_path / "typo"), "--resume", "--steps", "5", "--no-progress"])

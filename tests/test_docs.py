@@ -51,3 +51,13 @@ def test_mkdocs_build_strict(tmp_path):
     api = (site / "api" / "analysis" / "index.html").read_text()
     assert "to_inference_data" in api and "log_likelihood" in api
     assert (site / "img" / "hypervae_model.svg").exists()
+
+
+def test_every_doc_page_the_code_points_to_exists():
+    """An error or help text that says "see docs/X.md" names a page that is there."""
+    import re
+
+    named = {m for f in (ROOT / "pyro_hypervae").rglob("*.py") for m in re.findall(r"docs/[\w/.-]+\.md", f.read_text())}
+    assert named, "the code names no doc page: the pattern is off"
+    missing = sorted(p for p in named if not (ROOT / p).exists())
+    assert not missing, f"pages named in the code but not in docs/: {missing}"

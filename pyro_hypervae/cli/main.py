@@ -20,12 +20,22 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for module in COMMANDS:
         module.register(sub)
+    _no_abbreviations(parser)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
     except (DataError, CheckpointError, NonFiniteLossError, ValueError, FileNotFoundError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+def _no_abbreviations(parser: argparse.ArgumentParser) -> None:
+    """``--step 20`` is an error, never ``--steps 20``: no abbreviated flags, in every (sub)command."""
+    parser.allow_abbrev = False
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _no_abbreviations(child)
 
 
 if __name__ == "__main__":

@@ -238,7 +238,7 @@ def _plot(hists: Dict[str, Dict[str, tuple]], cols: Dict[str, Column], path: Pat
 
 @EXPERIMENTS.register("outliers")
 class Outliers:
-    """Outlier detection: every model x score on four problems (AUC, FPR at 95% TPR), scores chosen on validation."""
+    """Outlier detection: every model x score on four problems (AUC, FPR at 95 percent TPR), scores chosen on validation."""
 
     @staticmethod
     def add_arguments(p: argparse.ArgumentParser) -> None:
