@@ -140,3 +140,53 @@ def test_paper_protocol_one_random_training_point(digits):
     assert pooled["draws"] == 1 and pooled["spread"] is None
     with pytest.raises(ValueError, match="summary"):
         evaluate(hvae, one, summary="median")
+
+
+def _tasks(x, task, n_train):
+    is_train = torch.zeros(len(x), dtype=torch.bool)
+    for t in task.unique():
+        is_train[torch.nonzero(task == t).flatten()[:n_train]] = True
+    return TaskDataset(x, task, is_train, [str(t) for t in task.unique().tolist()], "toy", {})
+
+
+def test_reference_baselines_by_hand():
+    """Bernoulli pixels ((k + 1) / (n + 2)) and Ledoit-Wolf Gaussians, per task and pooled, against hand computations."""
+    import numpy as np
+    from scipy.stats import multivariate_normal
+    from sklearn.covariance import LedoitWolf
+
+    from pyro_hypervae.evaluation.baselines import beaten_by, reference_baselines
+
+    x = torch.tensor([[1, 0, 1], [1, 1, 1], [0, 0, 1], [0, 0, 0], [1, 0, 0], [0, 0, 0]], dtype=torch.float32)
+    task = torch.tensor([0, 0, 0, 1, 1, 1])
+    data = _tasks(x, task, 2)  # train: rows 0, 1 (task 0) and 3, 4 (task 1); test: rows 2 and 5
+    r = reference_baselines(data)
+    p0 = np.array([3 / 4, 2 / 4, 3 / 4])  # task 0: pixel counts (2, 1, 2) of 2 points
+    p1 = np.array([2 / 4, 1 / 4, 1 / 4])
+    nll = lambda p, v: -(v * np.log(p) + (1 - v) * np.log(1 - p)).sum()  # noqa: E731
+    assert r["bernoulli_per_task"] == pytest.approx((nll(p0, np.array([0, 0, 1])) + nll(p1, np.array([0, 0, 0]))) / 2)
+    pp = np.array([4 / 6, 2 / 6, 3 / 6])  # pooled: counts (3, 1, 2) of 4 points
+    assert r["bernoulli_pooled"] == pytest.approx((nll(pp, np.array([0, 0, 1])) + nll(pp, np.array([0, 0, 0]))) / 2)
+    g = torch.Generator().manual_seed(0)
+    xc = torch.cat([torch.randn(20, 2, generator=g), torch.randn(20, 2, generator=g) + 5])
+    tc = torch.repeat_interleave(torch.arange(2), 20)
+    dc = _tasks(xc, tc, 15)
+    rc = reference_baselines(dc)
+    want = []
+    for t in range(2):
+        lw = LedoitWolf().fit(dc.points(t, "train").double().numpy())
+        want.append(-multivariate_normal(lw.location_, lw.covariance_).logpdf(dc.points(t, "test").double().numpy()).mean())
+    assert rc["gaussian_per_task"] == pytest.approx(np.mean(want))
+    assert rc["gaussian_per_task"] < rc["gaussian_pooled"]  # two separated blobs: one Gaussian each fits better
+    assert beaten_by(rc["gaussian_pooled"] + 1, rc) and len(beaten_by(rc["gaussian_pooled"] + 1, rc)) == 2
+    assert beaten_by(rc["gaussian_per_task"] - 1, rc) == []
+
+
+def test_evaluate_warns_when_a_trivial_baseline_is_better(digits):
+    """An untrained model is worse than independent Bernoulli pixels: evaluate says so."""
+    model = PooledVAE(MLPVAE(digits.x_shape, z_dim=2, hidden=(8,)))
+    r = evaluate(model, digits, num_samples=4)
+    assert set(r["baselines"]) == {"bernoulli_per_task", "bernoulli_pooled"}
+    assert r["baselines"]["bernoulli_per_task"] < r["baselines"]["bernoulli_pooled"] < r["mean"]["nll"]
+    assert len(r["warnings"]) == 2 and "worse than the trivial baseline bernoulli_per_task" in r["warnings"][0]
+    assert "nats per point" in r["units"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from ..analysis.samples import sample_task, save_grid
@@ -54,6 +55,9 @@ def cmd_evaluate(args) -> int:
     path = Path(args.run) / "metrics.json"
     path.write_text(json.dumps(result, indent=2))
     print(format_table([result]))
+    print("trivial baselines on the same points (NLL, nats per point): " + ", ".join(f"{k} {v:.2f}" for k, v in result["baselines"].items()))
+    for w in result["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
     print(f"wrote {path}")
     return 0
 

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from ..data.tasks import TaskDataset
+from .baselines import beaten_by, reference_baselines
 from ..nets.estimator import estimate
 from ..nets.params import Params
 
@@ -63,7 +64,7 @@ def _mean_std(rows: List[Dict[str, float]], keys) -> Tuple[Dict[str, float], Dic
 
 @torch.no_grad()
 def evaluate(model, data: TaskDataset, split: str = "test", num_samples: int = 1024, summary: str = "all",
-             draws: int = 1, seed: int = 0) -> dict:
+             draws: int = 1, seed: int = 0, baselines: bool = True) -> dict:
     """Metrics per task and their mean over tasks, in nats per point (the module doc).
 
     Args:
@@ -76,6 +77,9 @@ def evaluate(model, data: TaskDataset, split: str = "test", num_samples: int = 1
             of q(u | x_r) and KL(u) of that same q(u | x_r). Models without u
             have one theta per task whatever the summary.
         draws: R, random points per task for ``"point"`` (seeded by ``seed``).
+        baselines: also the NLL of trivial models on the same points
+            (``evaluation.baselines``), under ``"baselines"``, and a warning in
+            ``"warnings"`` for each one the model does not beat.
 
     With R > 1, every number is the mean over the R draws; ``spread`` (and each
     task's ``std_over_draws``) is the standard deviation over the draws of the
@@ -111,6 +115,7 @@ def evaluate(model, data: TaskDataset, split: str = "test", num_samples: int = 1
     keys = [k for k in ("nll", "neg_elbo", "kl_z", "kl_u", "kl_u_task") if all(k in m for m in tasks.values())]
     mean = {k: sum(m[k] for m in tasks.values()) / len(tasks) for k in keys if k != "kl_u_task"}
     R = len(next(iter(rows_by_task.values())))
+    refs = reference_baselines(data, split, binary=model.target.likelihood.discrete) if baselines else {}
     per_draw = [{k: float(np.mean([rows[r][k] for rows in rows_by_task.values()])) for k in keys} for r in range(R)]
     return {
         "model": model.name,
@@ -124,6 +129,9 @@ def evaluate(model, data: TaskDataset, split: str = "test", num_samples: int = 1
         "tasks": tasks,
         "mean": mean,
         "spread": _mean_std(per_draw, keys)[1] if R > 1 else None,
+        "units": "nats per point, mean over tasks (kl_u_task: nats per task)",
+        "baselines": refs,
+        "warnings": beaten_by(mean["nll"], refs),
     }
 
 

@@ -112,8 +112,8 @@ def compressed_bits(x: Tensor, compressor: str = "bz2") -> Tensor:
     if arr.min() < 0 or arr.max() > 1:
         raise ValueError("compressed_bits takes pixel values in [0, 1]")
     binary = bool(np.isin(arr, (0.0, 1.0)).all())
-    encode = COMPRESSORS[compressor]
-    return torch.tensor([8 * len(encode(img, binary)) for img in arr], dtype=torch.float32)
+    compress = COMPRESSORS[compressor]
+    return torch.tensor([8 * len(compress(img, binary)) for img in arr], dtype=torch.float32)
 
 
 # --------------------------------------------------------------------------
