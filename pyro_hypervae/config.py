@@ -89,6 +89,9 @@ class TrainConfig:
     points_per_task: int = _setting(64, "points per task per SVI step")
     checkpoint_every: int = _setting(500, "steps between checkpoints")
     log_every: int = _setting(50, "steps between logged records")
+    on_divergence: str = _setting("warn", "when the loss grows by orders of magnitude: warn and go on, stop "
+                                          "(the last checkpoint kept), or lower_lr (divide the learning rate by 10)",
+                                  choices=("warn", "stop", "lower_lr"))
 
 
 @dataclass

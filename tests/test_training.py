@@ -130,3 +130,69 @@ def test_bernoulli_on_continuous_data_is_a_clear_error(digits):
     with pytest.raises(ValueError, match="not binary"):
         build_model(_cfg(likelihood="bernoulli"), cont)
     assert build_model(_cfg(), cont).target.likelihood.name == "gaussian"
+
+
+class _Growing(torch.nn.Module):
+    """A stand-in model whose 'ELBO' is 10 for 30 steps, then 10 * 3^k: a loss that diverges at a known step."""
+
+    record_theta = False
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(()))
+        self.calls = 0
+
+    def model(self, x, task_idx):
+        pass
+
+    guide = model
+
+
+class _GrowingLoss:
+    def differentiable_loss(self, model, guide, x, task_idx):
+        m = model.__self__
+        m.calls += 1
+        scale = 10.0 * (3.0 ** max(0, m.calls - 30))
+        return scale + 0.0 * m.w
+
+
+def _run_growing(on_divergence, steps=60):
+    from pyro_hypervae.inference.svi import svi_loop
+
+    m = _Growing()
+    optim = torch.optim.Adam(m.parameters(), lr=1e-2)
+    svi_loop(m, _GrowingLoss(), optim, lambda: (torch.zeros(1, 1), torch.zeros(1)), steps, on_divergence=on_divergence)
+    return m, optim
+
+
+def test_a_diverging_loss_is_reported_at_the_step_it_diverges():
+    from pyro_hypervae.inference.svi import DivergenceError, DivergenceWatch
+
+    # the watch alone: flat, then growing by 3x a step; noticed a few steps after it starts (the running mean lags)
+    w = DivergenceWatch()
+    flagged = [k for k in range(1, 61) if w.update(10.0 * 3.0 ** max(0, k - 30))]
+    assert flagged and 31 <= flagged[0] <= 40
+    w2 = DivergenceWatch()
+    assert not any(w2.update(v) for v in torch.linspace(500.0, 100.0, 200).tolist())  # a falling loss never is
+    with pytest.warns(RuntimeWarning, match=rf"diverging at step {flagged[0]}:"):
+        m, _ = _run_growing("warn")
+    assert m.calls == 60  # warned once and went on
+    with pytest.raises(DivergenceError, match=rf"diverging at step {flagged[0]}"):
+        _run_growing("stop")
+    with pytest.warns(RuntimeWarning, match="learning rate lowered to 0.001"):
+        _, optim = _run_growing("lower_lr", steps=flagged[0] + 2)
+    assert optim.param_groups[0]["lr"] == pytest.approx(1e-3)
+    with pytest.raises(ValueError, match="on_divergence"):
+        _run_growing("ignore")
+
+
+def test_a_diverging_run_warns_through_the_command_line(tmp_path, capsys):
+    """digits with a learning rate far too high: the loss explodes; the run says so at the step."""
+    from pyro_hypervae.cli import main
+
+    out = tmp_path / "run"
+    code = main(["train", "--out", str(out), "--steps", "150", "--lr", "0.5", "--model", "vae", "--no-progress",
+                 "--on-divergence", "stop", "--checkpoint-every", "1000"])
+    err = capsys.readouterr().err
+    assert code == 2 and "the loss is diverging at step" in err and "Try a lower lr (now 0.5)" in err, err
+    assert not (out / "checkpoint.pt").exists()  # stopped before any checkpoint: nothing bad saved

@@ -47,6 +47,8 @@ from .protocol import protocol_config
 from .report import command_line, label, log, write_outputs
 from .runs import train_or_reuse
 
+# the scores drawn as histograms, normal against outliers
+PLOT_SCORES = ("neg_elbo", "kl_u", "complexity", "typicality")
 # the combinations tried on validation (z-values summed over the reference)
 COMBINATIONS = ("typicality+kl_u", "typicality+complexity", "complexity+kl_u", "neg_elbo+complexity")
 
@@ -215,8 +217,9 @@ def _validation_ranking(results: List[dict], models: List[str]) -> List[dict]:
 def _plot(hists: Dict[str, Dict[str, tuple]], cols: Dict[str, Column], path: Path) -> None:
     """Histograms of the normal and outlier test scores, one row per column, one panel per score."""
     plt = pyplot()
-    names = sorted({n for h in hists.values() for n in h})
-    fig, axes = plt.subplots(len(hists), len(names), figsize=(2.6 * len(names), 2.2 * len(hists)), squeeze=False)
+    have = {n for h in hists.values() for n in h}
+    names = [n for n in PLOT_SCORES if n in have]
+    fig, axes = plt.subplots(len(hists), len(names), figsize=(3.0 * len(names), 2.3 * len(hists)), squeeze=False)
     for i, (key, h) in enumerate(hists.items()):
         for j, name in enumerate(names):
             ax = axes[i, j]

@@ -2,7 +2,10 @@
 
 Each step draws a task batch, takes the gradient of the ELBO's differentiable
 loss and steps the optimiser. A non-finite loss stops the loop at the step it
-happens, before anything of that step is applied. While it runs the model is in
+happens, before anything of that step is applied. A loss that grows by orders
+of magnitude (``DivergenceWatch``) is reported at the step it is noticed, and
+then, by ``on_divergence``, training goes on (``warn``), stops (``stop``,
+``DivergenceError``) or goes on at a tenth of the learning rate (``lower_lr``). While it runs the model is in
 train mode with its trace-only records off (``record_theta``); it is left in
 eval mode.
 """
@@ -10,6 +13,8 @@ eval mode.
 from __future__ import annotations
 
 import math
+import sys
+import warnings
 from contextlib import contextmanager
 from typing import Callable, Iterable, Optional, Tuple
 
@@ -23,6 +28,41 @@ Batch = Tuple[Tensor, Tensor]  # x (T, N) + x_shape, task_idx (T,)
 
 class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN or infinite loss."""
+
+
+class DivergenceError(NonFiniteLossError):
+    """The loss grew by orders of magnitude and ``on_divergence="stop"`` stopped training."""
+
+
+ON_DIVERGENCE = ("warn", "stop", "lower_lr")
+
+
+class DivergenceWatch:
+    """Notices a diverging loss: a running mean of the loss (rate ``rate``) against
+    the lowest running mean so far; diverged when it rises above the lowest by more
+    than ``factor`` times max(|lowest|, 1), after ``warmup`` steps."""
+
+    def __init__(self, factor: float = 100.0, rate: float = 0.05, warmup: int = 20):
+        self.factor, self.rate, self.warmup = factor, rate, warmup
+        self.mean: Optional[float] = None
+        self.best = math.inf
+        self.seen = 0
+
+    def update(self, value: float) -> bool:
+        """Take one step's loss; True when the loss has diverged."""
+        self.seen += 1
+        self.mean = value if self.mean is None else (1 - self.rate) * self.mean + self.rate * value
+        if self.seen <= self.warmup:
+            self.best = min(self.best, self.mean)
+            return False
+        if self.mean - self.best > self.factor * max(abs(self.best), 1.0):
+            return True
+        self.best = min(self.best, self.mean)
+        return False
+
+    def reset(self) -> None:
+        """Measure from now on (after the learning rate was lowered)."""
+        self.best, self.seen = self.mean if self.mean is not None else math.inf, self.warmup
 
 
 @contextmanager
@@ -51,6 +91,7 @@ def svi_loop(
     advice: Callable[[], str] = lambda: "try a lower learning rate",
     progress: bool = False,
     desc: str = "svi",
+    on_divergence: str = "warn",
 ) -> None:
     """Steps ``start + 1 .. steps`` of SVI on ``model.model`` and ``model.guide``.
 
@@ -62,7 +103,13 @@ def svi_loop(
         on_step: called after each step as ``on_step(step, loss, x, task_idx, bar)``
             (step counts from 1; ``bar`` is the progress bar).
         advice: what the ``NonFiniteLossError`` message tells the user to do.
+        on_divergence: ``warn`` (say so once, go on), ``stop`` (raise
+            ``DivergenceError`` before the step is applied) or ``lower_lr``
+            (divide every learning rate by 10, say so, go on).
     """
+    if on_divergence not in ON_DIVERGENCE:
+        raise ValueError(f"on_divergence must be one of {ON_DIVERGENCE}, got {on_divergence!r}")
+    watch, warned = DivergenceWatch(), False
     model_fn, guide_fn = (wrap(model.model), wrap(model.guide)) if wrap else (model.model, model.guide)
     bar = tqdm(range(start, steps), desc=desc, disable=not progress, initial=start, total=steps)
     record_theta, model.record_theta = model.record_theta, False  # the deterministic "theta" site is for inspection
@@ -75,6 +122,21 @@ def svi_loop(
                 value = loss.item()
                 if not math.isfinite(value):
                     raise NonFiniteLossError(f"loss is {value} at step {step + 1}; {advice()}")
+                if watch.update(value) and not (warned and on_divergence == "warn"):
+                    what = (f"the loss is diverging at step {step + 1}: its running mean rose from {watch.best:.4g} to "
+                            f"{watch.mean:.4g} (this step: {value:.4g})")
+                    if on_divergence == "stop":
+                        raise DivergenceError(f"{what}; {advice()}")
+                    if on_divergence == "lower_lr":
+                        for group in optim.param_groups:
+                            group["lr"] *= 0.1
+                        watch.reset()
+                        what += f"; learning rate lowered to {optim.param_groups[0]['lr']:.3g}"
+                    else:
+                        what += "; training goes on (--on-divergence stop or lower_lr to act on it; a lower --lr helps)"
+                    warned = True
+                    warnings.warn(what, RuntimeWarning, stacklevel=2)
+                    tqdm.write(f"warning: {what}", file=sys.stderr)
                 optim.zero_grad()
                 loss.backward()
                 optim.step()

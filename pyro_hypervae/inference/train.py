@@ -112,7 +112,7 @@ def fit(
                 f"Try a lower lr (now {t.lr}) or check the data for extreme values.")
 
     svi_loop(model, elbo, optim, sampler.sample, t.steps, start=start, on_step=on_step, advice=advice,
-             progress=progress, desc=f"train {model.name}")
+             progress=progress, desc=f"train {model.name}", on_divergence=t.on_divergence)
     checkpoint(t.steps)
     if out is not None:
         (out / HISTORY_FILE).write_text(json.dumps(history, indent=1))
