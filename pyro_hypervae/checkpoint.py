@@ -3,8 +3,9 @@
 
 A run directory holds ``config.json`` (the run's ``Config``), ``checkpoint.pt``
 (model, optimiser, RNG and sampler state, history; written by
-``inference.train.fit``) and ``history.json`` (the logged records, written when
-a run finishes).
+``inference.train.fit``), ``data.json`` (the fingerprint of the data it was
+trained on, checked whenever the run is loaded) and ``history.json`` (the
+logged records, written when a run finishes).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 HISTORY_FILE = "history.json"
+DATA_FILE = "data.json"
 
 
 class CheckpointError(RuntimeError):

@@ -98,3 +98,41 @@ def test_demo_refuses_then_overwrites(tmp_path, capsys):
     with pytest.raises(SystemExit, match="--overwrite"):
         main(args)
     assert main(args + ["--overwrite"]) == 0
+
+
+def test_runs_travel_and_refuse_changed_data(tmp_path, monkeypatch, capsys):
+    """A dataset path is stored absolute (evaluate works from another folder); data replaced
+    behind a run are refused at evaluate, score and resume; evaluate --dataset scores other data on purpose."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    work = tmp_path / "work"
+    work.mkdir()
+    x = (rng.random((60, 1, 8, 8)) < 0.3).astype(np.float32)
+    task = np.repeat(np.arange(3), 20)
+    np.savez(work / "mine.npz", x=x, task=task)
+    monkeypatch.chdir(work)
+    assert main(["train", "--dataset", "mine.npz", "--out", "run", "--steps", "3", "--z-dim", "2", "--u-dim", "2",
+                 "--no-progress", "--eval-samples", "4"]) == 0
+    saved = Config.from_file(work / "run" / "config.json").data.dataset
+    assert saved == str((work / "mine.npz").resolve())
+    assert json.loads((work / "run" / "data.json").read_text())["points"] == 60
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["evaluate", "--run", str(work / "run")]) == 0
+    # the same file name, other values: refused everywhere, with what changed and how to go on
+    np.savez(work / "mine.npz", x=1 - x, task=task)
+    for argv in (["evaluate", "--run", str(work / "run")],
+                 ["score", "--run", str(work / "run"), "--data", str(work / "mine.npz"), "--out", "s.json"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "are not the data the run" in err and "evaluate --dataset FILE" in err
+    assert main(["train", "--out", str(work / "run"), "--resume", "--steps", "5", "--no-progress"]) == 2
+    assert "are not the data the run" in capsys.readouterr().err
+    # ... and scored on purpose
+    assert main(["evaluate", "--run", str(work / "run"), "--dataset", str(work / "mine.npz")]) == 0
+    assert (work / "run" / "metrics_mine.json").exists()
+    np.savez(tmp_path / "wide.npz", x=np.zeros((6, 5), np.float32), task=np.arange(6) % 2)
+    assert main(["evaluate", "--run", str(work / "run"), "--dataset", str(tmp_path / "wide.npz")]) == 2
+    assert "shaped [5]" in capsys.readouterr().err

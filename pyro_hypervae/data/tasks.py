@@ -69,6 +69,17 @@ class TaskDataset:
     def is_binary(self) -> bool:
         return bool(torch.all((self.x == 0) | (self.x == 1)))
 
+    def fingerprint(self) -> str:
+        """A SHA-256 of the points, their tasks and splits: the same data give the same
+        fingerprint, in any folder, on any machine (a run records it)."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for t in (self.x.float(), self.task.long(), self.is_train, self.is_val):
+            h.update(bytes(str(tuple(t.shape)), "utf-8"))
+            h.update(t.contiguous().numpy().tobytes())
+        return h.hexdigest()
+
     def task_index(self, task) -> int:
         """``task`` checked to be an index in [0, num_tasks); raises ``TaskIndexError``."""
         if isinstance(task, bool) or not isinstance(task, (int, np.integer)) or not 0 <= task < self.num_tasks:
@@ -146,6 +157,26 @@ class TaskDataset:
             f"{self.name}: {self.num_tasks} tasks, x_shape={self.x_shape}, "
             f"train points per task={self.counts('train')}{val}, test={self.counts('test')}"
         )
+
+
+def check_run_data(run_dir, data: "TaskDataset") -> None:
+    """Refuse data that are not the data a run was trained on (its ``data.json``
+    fingerprint); runs written before fingerprints existed are not checked."""
+    import json
+    from pathlib import Path
+
+    from ..checkpoint import DATA_FILE
+
+    path = Path(run_dir) / DATA_FILE
+    if not path.exists():
+        return
+    saved = json.loads(path.read_text())
+    if saved.get("fingerprint") != data.fingerprint():
+        raise DataError(
+            f"the data at {saved.get('dataset')!r} are not the data the run in {run_dir} was trained on "
+            f"(it saw {saved.get('points')} points in {saved.get('tasks')} tasks, shaped {saved.get('x_shape')}; "
+            f"now {len(data.x)} points in {data.num_tasks} tasks, shaped {list(data.x_shape)}, or the same sizes with other "
+            f"values): restore that file, or score other data on purpose with evaluate --dataset FILE")
 
 
 # --------------------------------------------------------------------------

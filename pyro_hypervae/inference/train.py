@@ -24,10 +24,10 @@ import pyro
 import torch
 from torch import nn
 
-from ..checkpoint import CHECKPOINT_FILE, CONFIG_FILE, HISTORY_FILE, load_checkpoint, save_atomic
+from ..checkpoint import CHECKPOINT_FILE, CONFIG_FILE, DATA_FILE, HISTORY_FILE, load_checkpoint, save_atomic, write_json_atomic
 from ..config import Config
 from ..data.batches import TaskSampler
-from ..data.tasks import TaskDataset
+from ..data.tasks import TaskDataset, check_run_data
 from .elbo import MDLELBO
 from .svi import svi_loop
 
@@ -58,6 +58,7 @@ def fit(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         if resume and (out / CHECKPOINT_FILE).exists():
+            check_run_data(out, data)
             state = load_checkpoint(out / CHECKPOINT_FILE)
             model.load_state_dict(state["model"])
             optim.load_state_dict(state["optim"])
@@ -66,6 +67,8 @@ def fit(
             history = json.loads(state["history"])
             start = int(state["step"])
         (out / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2))
+        write_json_atomic({"dataset": config.data.dataset, "fingerprint": data.fingerprint(), "points": len(data.x),
+                           "tasks": data.num_tasks, "x_shape": list(data.x_shape)}, out / DATA_FILE, indent=1)
 
     def checkpoint(step: int) -> None:
         if out is None:

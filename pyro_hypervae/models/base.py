@@ -50,6 +50,7 @@ class TargetHierarchy(nn.Module):
     param_formula: str = ""
     scores: Tuple[str, ...] = ("neg_elbo",)
     u_dim: int = 0  # size of the hyper-latent u; 0: theta is a point estimate per task
+    task_indexed: bool = False  # parameters looked up by task index (MetaVAE, per-task VAEs)
     record_theta: bool = False  # record theta as a deterministic site (HyperVAE)
 
     def __init__(self, target: TargetVAE):
@@ -141,6 +142,8 @@ class TaskIndexedModel(TargetHierarchy):
     per-task VAEs): model, guide and ``task_theta`` read ``task_idx`` (T,), the
     task of each row of the batch, and refuse to run without it. Subclasses
     define ``_encoder_theta(idx)`` and ``_decoder_theta(idx)``."""
+
+    task_indexed = True
 
     def __init__(self, target: TargetVAE, num_tasks: int):
         super().__init__(target)

@@ -9,15 +9,16 @@ from its checkpoint (``checkpoint.py`` for the files).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional, Tuple
 
 import pyro
 
-from ..checkpoint import CHECKPOINT_FILE, CONFIG_FILE, CheckpointError, load_checkpoint
+from ..checkpoint import CHECKPOINT_FILE, CONFIG_FILE, DATA_FILE, CheckpointError, load_checkpoint
 from ..config import Config
 from ..data.sources import load_dataset
-from ..data.tasks import TaskDataset
+from ..data.tasks import DataError, TaskDataset, check_run_data
 from ..nets.likelihoods import make_likelihood
 from ..registry import MODELS, TARGETS
 from .base import TargetHierarchy
@@ -58,14 +59,28 @@ def load_data_and_holdout(config: Config) -> Tuple[TaskDataset, Optional[TaskDat
     return data.without_task(d.holdout)
 
 
-def load_run(run_dir: str | Path):
-    """(config, data, model) of a trained run, the model restored from its checkpoint."""
+def load_run(run_dir: str | Path, dataset: Optional[str] = None):
+    """(config, data, model) of a trained run, the model restored from its checkpoint.
+
+    The data are the run's own, checked against the fingerprint it recorded; with
+    ``dataset`` (a name or an .npz), those data instead, loaded as the run loaded
+    its own (binarization, seed, split fractions), on purpose and unchecked."""
     run_dir = Path(run_dir)
     cfg_path = run_dir / CONFIG_FILE
     if not cfg_path.exists():
         raise CheckpointError(f"{run_dir} is not a run directory (no {CONFIG_FILE}); train with --out {run_dir}")
     config = Config.from_file(cfg_path)
-    data = load_data(config)
+    if dataset is None:
+        data = load_data(config)
+        check_run_data(run_dir, data)
+    else:
+        data = load_data(config.replace(dataset=str(dataset), holdout=None))
+        saved = json.loads((run_dir / DATA_FILE).read_text()) if (run_dir / DATA_FILE).exists() else {}
+        if saved and list(data.x_shape) != saved["x_shape"]:
+            raise DataError(f"{dataset} has points shaped {list(data.x_shape)}; the run in {run_dir} was trained on points shaped {saved['x_shape']}")
+        if saved and MODELS[config.model].task_indexed and data.num_tasks != saved["tasks"]:
+            raise DataError(f"the {MODELS[config.model].label} has one set of parameters per task and was trained on {saved['tasks']} tasks; "
+                            f"{dataset} has {data.num_tasks}")
     model = restore_model(build_model(config, data), load_checkpoint(run_dir / CHECKPOINT_FILE), run_dir)
     return config, data, model
 
