@@ -196,3 +196,15 @@ def test_a_diverging_run_warns_through_the_command_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "the loss is diverging at step" in err and "Try a lower lr (now 0.5)" in err, err
     assert not (out / "checkpoint.pt").exists()  # stopped before any checkpoint: nothing bad saved
+
+
+def test_history_records_name_their_units(digits):
+    """kl_u per task and kl_u_per_point = kl_u / the batch's points per task, as the README says."""
+    config = Config(steps=4, log_every=2, z_dim=2, u_dim=2, tasks_per_batch=2, points_per_task=16)
+    from pyro_hypervae.models import build_model as build
+
+    hist = fit(build(config, digits), digits, config, progress=False)
+    assert [r["step"] for r in hist] == [2, 4]
+    for r in hist:
+        assert set(r) == {"step", "loss", "running_loss", "data", "kl_z", "kl_u", "kl_u_per_point"}
+        assert r["kl_u_per_point"] == pytest.approx(r["kl_u"] / 16)

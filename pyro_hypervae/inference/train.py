@@ -11,7 +11,9 @@ The logged records (``history.json``, the checkpoint's ``history``):
 ``step``; ``loss`` and ``running_loss`` (an exponential moving average, weight
 0.02), the per-step loss in nats per point; ``data`` and ``kl_z``, the data
 term and its KL(z) part in nats per point; ``kl_u``, KL(q(u|D_t) || p(u)) in
-nats per task (0 for models without u), all from one draw on the step's batch.
+nats per task (0 for models without u), and ``kl_u_per_point``, the same divided
+by the batch's points per task (``evaluate``'s ``kl_u`` divides by the task's
+evaluated points instead); all from one draw on the step's batch.
 """
 
 from __future__ import annotations
@@ -103,9 +105,11 @@ def fit(
                 "data": terms.data.mean().item() / n,
                 "kl_z": terms.kl_z.mean().item() / n,
                 "kl_u": terms.kl_u.mean().item(),
+                "kl_u_per_point": terms.kl_u.mean().item() / n,
             }
             history.append(rec)
-            bar.set_postfix(loss=f"{running:.2f}", kl_z=f"{rec['kl_z']:.2f}", kl_u=f"{rec['kl_u']:.2f}")
+            bar.set_postfix_str(f"loss {running:.2f} nats/point, kl_z {rec['kl_z']:.2f} nats/point, "
+                                f"kl_u {rec['kl_u']:.2f} nats/task ({rec['kl_u_per_point']:.3f}/point)")
         if step % t.checkpoint_every == 0:
             checkpoint(step)
 
