@@ -63,7 +63,10 @@ class NetConfig:
     hidden: List[int] = _setting([128], "mlp target: hidden widths, comma-separated")
     dense: int = _setting(100, "conv target: width of the dense layer")
     likelihood: str = _setting("auto", "p(x | decoder output); auto: bernoulli for binary data, else gaussian", choices=LIKELIHOODS, also=("auto",))
-    z_dim: int = _setting(10, "target latent size")
+    z_dim: int = _setting(10, "target latent size (for vector data at most the data's dimension: a larger one is cut to it)")
+    standardize: str = _setting("auto", "standardise each value of x by its mean and sd over the training points, inside the "
+                                        "target (densities, samples and scores stay in the data's own units); auto: on for "
+                                        "continuous data (a Gaussian likelihood), off for binary", choices=("auto", "on", "off"))
 
 
 @dataclass
@@ -257,6 +260,18 @@ class Config:
     def from_file(cls, path: str | Path) -> "Config":
         return cls(**cls.read_file(path))
 
+    @staticmethod
+    def read_run(path: str | Path) -> dict:
+        """A saved run's ``config.json`` by short name, a setting it predates read as the
+        value that run was trained with (``RUN_DEFAULTS_BEFORE``), not today's default."""
+        d = Config.read_file(path)
+        return {k: v for k, v in RUN_DEFAULTS_BEFORE.items() if k not in d} | d
+
+    @classmethod
+    def from_run(cls, path: str | Path) -> "Config":
+        """The ``Config`` of a saved run (``read_run``)."""
+        return cls(**cls.read_run(path))
+
     def to_dict(self) -> dict:
         """Nested: ``{"model": ..., "seed": ..., "data": {...}, "net": {...}, ...}``."""
         return asdict(self)
@@ -311,6 +326,10 @@ class Config:
         if bad:
             raise ValueError("invalid config value(s): " + ", ".join(f"{k}={self.get(k)!r}{hints.get(k, '')}" for k in bad))
         return self
+
+
+# settings added after runs were saved without them, and what those runs did
+RUN_DEFAULTS_BEFORE = {"standardize": "off"}
 
 
 def _short_pairs(d: Mapping[str, Any]) -> List[Tuple[str, Any]]:

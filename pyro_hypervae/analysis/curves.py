@@ -108,6 +108,6 @@ def plot_histories(histories: Mapping[str, List[dict]], path: str | Path, smooth
 def _default_label(run_dir: Path) -> str:
     """"hypervae (f30k_s0/fashion-mnist)" for runs/f30k_s0/fashion-mnist/hypervae."""
     cfg = run_dir / CONFIG_FILE
-    model = Config.from_file(cfg).model if cfg.exists() else "?"
+    model = Config.from_run(cfg).model if cfg.exists() else "?"
     where = run_dir.resolve().parts[-3:-1] if run_dir.name == model else run_dir.resolve().parts[-1:]
     return f"{model} ({'/'.join(where)})"

@@ -13,7 +13,7 @@ from ..config import Config
 from ..evaluation.metrics import SUMMARIES, evaluate, format_table
 from ..experiments.protocol import LENGTH_KEYS, settings_differences
 from ..inference.train import fit
-from ..models.build import build_model, load_data, load_run
+from ..models.build import build_model, describe_setup, load_data, load_run
 from ..registry import DATASETS
 from .settings import add_setting_flags, config_from_args
 
@@ -22,6 +22,7 @@ def train_run(config: Config, out: Path, resume: bool, progress: bool):
     """Load the config's data, build its model, fit it into ``out``: (data, model)."""
     data = load_data(config)
     print(data.summary())
+    print(describe_setup(config, data))
     model = build_model(config, data)
     print("parameter counts:", model.param_counts())
     fit(model, data, config, out_dir=out, resume=resume, progress=progress)
@@ -49,7 +50,7 @@ def cmd_train(args) -> int:
     config = config_from_args(args, base=saved if args.resume else None)
     config = with_absolute_dataset(config)
     if args.resume:
-        changed = settings_differences(Config.read_file(saved), config)
+        changed = settings_differences(Config.read_run(saved), config)
         if changed:
             raise SystemExit(f"--resume continues the run in {out} with its own settings; these differ from it: "
                              + ", ".join(f"{k}: {a!r} in the run, {b!r} now" for k, (a, b) in changed.items())

@@ -36,7 +36,7 @@ def add_setting_flags(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace, base: Optional[Path] = None) -> Config:
     """The config the command line describes, on top of ``base`` (a saved run's config.json)."""
-    config = Config.from_file(base) if base is not None else Config()
+    config = Config.from_run(base) if base is not None else Config()
     if getattr(args, "config", None):
         config = config.replace(**Config.read_file(args.config))
     config = config.replace(**parse_overrides(getattr(args, "set", None)))

@@ -61,6 +61,6 @@ def reference_baselines(data: TaskDataset, split: str = "test", binary: bool | N
 
 def beaten_by(nll: float, baselines: Dict[str, float]) -> List[str]:
     """Warnings, one per baseline with a lower NLL than the model's ``nll``."""
-    return [f"the model's test NLL {nll:.2f} nats/point is worse than the trivial baseline {name} ({value:.2f}): "
-            f"it has not learned the data yet (train longer, check the likelihood, standardise continuous data)"
-            for name, value in baselines.items() if value < nll]
+    return [f"the model's NLL {nll:.2f} nats/point is worse than the trivial baseline {name} ({value:.2f}) by "
+            f"{nll - value:.2f}: a model that simple fits these points better (train longer; check the likelihood, "
+            f"net.standardize and z_dim)" for name, value in baselines.items() if value < nll]

@@ -38,7 +38,7 @@ def train_or_reuse(config: Config, data: TaskDataset, out: Path, progress: bool,
     steps = config.train.steps
     done = 0
     if (out / CHECKPOINT_FILE).exists() and (out / CONFIG_FILE).exists():
-        saved = Config.read_file(out / CONFIG_FILE)
+        saved = Config.read_run(out / CONFIG_FILE)
         refuse_other_settings(out, settings_differences(saved, config), "pass another --runs directory, or delete that run to retrain it")
         state = load_checkpoint(out / CHECKPOINT_FILE)
         done = int(state["step"])
@@ -73,7 +73,7 @@ def trained_or_new(config: Config, data: TaskDataset, out: Path, progress: bool)
         log(f"{config.model}: no run at {out}; training {config.train.steps} steps")
         return train_or_reuse(config, data, out, progress)[0]
     log(f"{config.model}: using trained run {out}")
-    saved = Config.read_file(out / CONFIG_FILE)
+    saved = Config.read_run(out / CONFIG_FILE)
     refuse_other_settings(out, settings_differences(saved, config), "pass the --runs (and --seed, --set) that trained it")
     config = config.replace(steps=Config(**saved).train.steps)
     return restore_model(build_model(config, data), load_checkpoint(out / CHECKPOINT_FILE), out)

@@ -10,10 +10,12 @@ from its checkpoint (``checkpoint.py`` for the files).
 from __future__ import annotations
 
 import json
+import dataclasses
 from pathlib import Path
 from typing import Optional, Tuple
 
 import pyro
+import torch
 
 from ..checkpoint import CHECKPOINT_FILE, CONFIG_FILE, DATA_FILE, CheckpointError, load_checkpoint
 from ..config import Config
@@ -31,8 +33,30 @@ def resolve_likelihood(config: Config, data: TaskDataset) -> str:
     return "bernoulli" if data.is_binary else "gaussian"
 
 
+def resolve_standardize(config: Config, likelihood: str) -> bool:
+    """``net.standardize``, with ``auto`` read as on for a continuous likelihood."""
+    s = config.net.standardize
+    return (not make_likelihood(likelihood).discrete) if s == "auto" else s == "on"
+
+
+def resolve_z_dim(config: Config, data: TaskDataset) -> int:
+    """``net.z_dim``, cut to the data's dimension for vector data (a 2-D point needs no 10-d z)."""
+    return min(config.net.z_dim, data.x_shape[0]) if len(data.x_shape) == 1 else config.net.z_dim
+
+
+def describe_setup(config: Config, data: TaskDataset) -> str:
+    """One line naming the likelihood, the standardisation and z_dim a run of ``config`` on ``data`` gets."""
+    likelihood = resolve_likelihood(config, data)
+    z = resolve_z_dim(config, data)
+    cut = f" (cut from {config.net.z_dim} to the data's {data.x_shape[0]} dimensions)" if z != config.net.z_dim else ""
+    std = ("on: each value by its mean and sd over the training points, densities and samples in the data's own units"
+           if resolve_standardize(config, likelihood) else "off")
+    return f"likelihood {likelihood} (net.likelihood={config.net.likelihood}); standardisation {std}; z_dim {z}{cut}"
+
+
 def build_model(config: Config, data: TaskDataset) -> TargetHierarchy:
-    """The model a config describes, shaped for ``data``, initialised from ``config.seed``."""
+    """The model a config describes, shaped for ``data``, initialised from ``config.seed``
+    (``describe_setup`` says what it resolved)."""
     config.validate()
     pyro.set_rng_seed(config.seed)
     likelihood = resolve_likelihood(config, data)
@@ -40,8 +64,20 @@ def build_model(config: Config, data: TaskDataset) -> TargetHierarchy:
         make_likelihood(likelihood).check(data.x)
     except ValueError as e:
         raise ValueError(f"{data.name}: {e}") from None
-    target = TARGETS[config.net.family].from_config(data.x_shape, likelihood, config.net)
-    return MODELS[config.model].from_config(config, target, data)
+    net = config.net
+    z_dim = resolve_z_dim(config, data)
+    if z_dim != net.z_dim:
+        net = dataclasses.replace(net, z_dim=z_dim)
+    target = TARGETS[net.family].from_config(data.x_shape, likelihood, net)
+    model = MODELS[config.model].from_config(config, target, data)
+    if resolve_standardize(config, likelihood):
+        train = data.x[data.is_train]
+        scale = train.std(0, unbiased=False)
+        # buffers of the model: saved in its checkpoint, restored with it, shared with its target
+        model.register_buffer("x_loc", train.mean(0))
+        model.register_buffer("x_scale", torch.where(scale > 1e-6, scale, torch.ones_like(scale)))
+        target.standardize(model.x_loc, model.x_scale)
+    return model
 
 
 def load_data(config: Config) -> TaskDataset:
@@ -69,7 +105,7 @@ def load_run(run_dir: str | Path, dataset: Optional[str] = None):
     cfg_path = run_dir / CONFIG_FILE
     if not cfg_path.exists():
         raise CheckpointError(f"{run_dir} is not a run directory (no {CONFIG_FILE}); train with --out {run_dir}")
-    config = Config.from_file(cfg_path)
+    config = Config.from_run(cfg_path)
     if dataset is None:
         data = load_data(config)
         check_run_data(run_dir, data)

@@ -35,6 +35,12 @@ class Likelihood:
         """One draw of x per decoder output, from ``generator``."""
         raise NotImplementedError
 
+    def from_standard(self, out: Tensor, loc: Tensor, scale: Tensor, event_dims: int) -> Tensor:
+        """Decoder output for standardised x, (x - loc) / scale, turned into the output for x
+        itself (so densities carry the Jacobian and means are in x's units); loc, scale: x_shape."""
+        raise ValueError(f"the {self.name} likelihood takes no standardised data: standardisation is for continuous "
+                         "data (set net.standardize off)")
+
 
 @LIKELIHOODS.register("bernoulli")
 class BernoulliLikelihood(Likelihood):
@@ -85,6 +91,12 @@ class GaussianLikelihood(Likelihood):
     def sample(self, out, event_dims, generator=None):
         loc, scale = self._split(out, event_dims)
         return loc + scale * torch.randn(loc.shape, generator=generator)
+
+    def from_standard(self, out, loc, scale, event_dims):
+        """mean -> loc + scale * mean, log-scale -> log-scale + log scale: N(x; loc + s m, s sigma)
+        is the density of x when (x - loc) / s ~ N(m, sigma)."""
+        m, log_sigma = out.chunk(2, dim=-event_dims)
+        return torch.cat([loc + scale * m, log_sigma + scale.log()], dim=-event_dims)
 
 
 def make_likelihood(name: str) -> Likelihood:

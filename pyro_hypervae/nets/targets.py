@@ -17,7 +17,7 @@ config's ``net`` section with ``from_config``.
 from __future__ import annotations
 
 import math
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch.nn.functional as F
 from pyro import distributions as dist
@@ -39,6 +39,23 @@ class TargetVAE(ParamNetwork):
     x_shape: Tuple[int, ...]
     z_dim: int
     likelihood: Likelihood
+    # standardisation of x inside the target (``standardize``): encoders see (x - x_loc) / x_scale,
+    # the decoder's output is turned back into x's units; None: x as it is
+    x_loc: Optional[Tensor] = None
+    x_scale: Optional[Tensor] = None
+
+    def standardize(self, loc: Tensor, scale: Tensor) -> None:
+        """Standardise x inside the target with loc and scale, each x_shape (scale > 0)."""
+        if tuple(loc.shape) != self.x_shape or tuple(scale.shape) != self.x_shape:
+            raise ValueError(f"standardisation needs loc and scale shaped {self.x_shape}, got {tuple(loc.shape)}, {tuple(scale.shape)}")
+        if not bool((scale > 0).all()):
+            raise ValueError("standardisation needs a positive scale for every value")
+        if self.likelihood.discrete:
+            raise ValueError(f"the {self.likelihood.name} likelihood takes no standardised data: standardisation is for continuous data")
+        self.x_loc, self.x_scale = loc, scale
+
+    def _standard(self, x: Tensor) -> Tensor:
+        return x if self.x_loc is None else (x - self.x_loc) / self.x_scale
 
     @classmethod
     def from_config(cls, x_shape: Sequence[int], likelihood: str, net) -> "TargetVAE":  # pragma: no cover - abstract
@@ -73,15 +90,18 @@ class TargetVAE(ParamNetwork):
     # -- forward passes -------------------------------------------------
     def features(self, x: Tensor, params: Params) -> Tensor:
         """Per-point features below the z heads: x L+(N,)+x_shape -> L+(N, feature_dim)."""
-        return self.run(self._features, x, len(self.x_shape), params, self.feature_names)
+        return self.run(self._features, self._standard(x), len(self.x_shape), params, self.feature_names)
 
     def encode(self, x: Tensor, params: Params) -> Tuple[Tensor, Tensor]:
         """q(z | x): x L+(N,)+x_shape -> (loc, scale), each L+(N, z_dim)."""
-        return self.run(self._encode, x, len(self.x_shape), params, self.encoder_names)
+        return self.run(self._encode, self._standard(x), len(self.x_shape), params, self.encoder_names)
 
     def decode(self, z: Tensor, params: Params) -> Tensor:
-        """Decoder output (logits, or mean and log-scale): z L+(N, z_dim) -> L+(N,)+out_shape."""
-        return self.run(self._decode, z, 1, params, self.decoder_names)
+        """Decoder output (logits, or mean and log-scale), in x's own units: z L+(N, z_dim) -> L+(N,)+out_shape."""
+        out = self.run(self._decode, z, 1, params, self.decoder_names)
+        if self.x_loc is None:
+            return out
+        return self.likelihood.from_standard(out, self.x_loc, self.x_scale, len(self.x_shape))
 
     def x_dist(self, out: Tensor) -> dist.Distribution:
         return self.likelihood.dist(out, len(self.x_shape))
