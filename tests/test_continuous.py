@@ -85,3 +85,31 @@ def test_five_blobs_on_the_defaults_fit_like_one_gaussian_per_task(tmp_path, cap
     per_task = r["baselines"]["gaussian_per_task"]
     assert r["baselines"]["gaussian_pooled"] > per_task + 2  # the blobs are far apart: pooling costs
     assert math.isfinite(r["mean"]["nll"]) and r["mean"]["nll"] < per_task + 0.5, (r["mean"]["nll"], per_task)
+
+
+def test_samples_with_observation_noise_land_on_their_task(tmp_path):
+    """sample draws x ~ p(x | z) (in the data's units) by default, the likelihood mean with --means;
+    the picture puts the task's real points beside them."""
+    from pyro_hypervae.analysis import sample_task
+    from pyro_hypervae.data.sources import load_dataset
+    from pyro_hypervae.inference import fit
+
+    path = _blobs(tmp_path / "b.npz")
+    data = load_dataset(str(path))
+    config = Config(dataset=str(path), steps=400, model="vae")
+    model = build_model(config, data)
+    fit(model, data, config, progress=False)
+    g = torch.Generator().manual_seed(0)
+    draws = sample_task(model, data, 2, 500, generator=g, noise=True)
+    means = sample_task(model, data, 2, 500, generator=torch.Generator().manual_seed(0))
+    assert draws.shape == (500, 2) and bool((draws.std(0) > means.std(0)).all())  # the noise is in
+    real = data.x[data.is_train]
+    # a pooled VAE draws from all five blobs: in raw units, the draws' mean and spread are the data's
+    assert bool(((draws.mean(0) - real.mean(0)).abs() < 0.3 * real.std(0)).all())
+    assert bool(((draws.std(0) / real.std(0)) - 1).abs().max() < 0.3)
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", str(path), "--out", str(run), "--steps", "20", "--no-progress"]) == 0
+    for extra in ([], ["--means"], ["--grid"]):
+        png = tmp_path / f"s{len(extra)}{extra[:1]}.png"
+        assert main(["sample", "--run", str(run), "--task", "1", "--n", "30", "--out", str(png)] + extra) == 0
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -6,10 +6,10 @@ from .compare import compare_models, compare_priors, from_nuts
 from .curves import load_histories, moving_average, plot_histories, plot_training_curves, read_history
 from .inference_data import active_u_dims, lppd, to_inference_data, u_guide_draws
 from .plots import example_batch, plot_u_forest, plot_u_pair, render_model
-from .samples import sample_task, save_grid
+from .samples import sample_task, save_beside_data, save_grid
 
 __all__ = [
     "active_u_dims", "compare_models", "compare_priors", "example_batch", "from_nuts", "load_histories", "lppd",
     "moving_average", "plot_histories", "plot_training_curves", "plot_u_forest", "plot_u_pair", "read_history",
-    "render_model", "sample_task", "save_grid", "to_inference_data", "u_guide_draws",
+    "render_model", "sample_task", "save_beside_data", "save_grid", "to_inference_data", "u_guide_draws",
 ]

@@ -13,14 +13,53 @@ from .plots import pyplot
 
 
 @torch.no_grad()
-def sample_task(model, data: TaskDataset, task: int, n: int = 64, generator: torch.Generator | None = None) -> Tensor:
-    """n draws of the likelihood mean (pixel probabilities for Bernoulli data)
-    from task ``task``'s target VAE, theta decoded from q(u | its training points):
-    (n,) + x_shape."""
+def sample_task(model, data: TaskDataset, task: int, n: int = 64, generator: torch.Generator | None = None,
+                noise: bool = False) -> Tensor:
+    """n draws from task ``task``'s target VAE, theta decoded from q(u | its training
+    points), z ~ N(0, I): the likelihood's mean given z (pixel probabilities for
+    Bernoulli data; ``noise=False``), or x ~ p(x | z) itself, with the observation
+    noise (``noise=True``). (n,) + x_shape, in the data's own units."""
     task = data.task_index(task)
     theta = model.task_theta(data.points(task, "train").unsqueeze(0), torch.tensor([task]))
     z = torch.randn((1, n, model.target.z_dim), generator=generator)
-    return model.target.decoded_mean(z, theta)[0]
+    if not noise:
+        return model.target.decoded_mean(z, theta)[0]
+    out = model.target.decode(z, theta)
+    return model.target.likelihood.sample(out, len(model.target.x_shape), generator=generator)[0].float()
+
+
+def save_beside_data(samples: Tensor, real: Tensor, path: str | Path, title: str = "", what: str = "generated") -> Path:
+    """A picture of generated points beside real ones of the same task: for images two
+    rows of a grid (real above, generated below); for vectors a scatter of the first two
+    values, real points in grey under the generated ones. samples, real: (n,) + x_shape."""
+    plt = pyplot()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    s, r = samples.detach().cpu(), real.detach().cpu()
+    if s.dim() == 4 and s.shape[1] in (1, 3):
+        n = min(len(s), 16)
+        fig, axes = plt.subplots(2, n, figsize=(n * 0.8, 2.1), squeeze=False)
+        for row, (imgs, name) in enumerate(((r, "real"), (s, what))):
+            for i in range(n):
+                ax = axes[row, i]
+                ax.axis("off")
+                if i < len(imgs):
+                    ax.imshow(imgs[i].permute(1, 2, 0).squeeze(-1).clamp(0, 1).numpy(), cmap="gray" if s.shape[1] == 1 else None, vmin=0, vmax=1)
+            axes[row, 0].set_title(name, fontsize=8, loc="left")
+    else:
+        s2, r2 = s.reshape(len(s), -1), r.reshape(len(r), -1)
+        fig, ax = plt.subplots(figsize=(4.5, 4))
+        j = 1 if s2.shape[1] > 1 else 0
+        ax.scatter(r2[:, 0], r2[:, j], s=10, c="0.6", label=f"real ({len(r2)})")
+        ax.scatter(s2[:, 0], s2[:, j], s=10, alpha=0.7, label=f"{what} ({len(s2)})")
+        ax.set_xlabel("x[0]")
+        ax.set_ylabel(f"x[{j}]")
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
 
 
 def save_grid(samples: Tensor, path: str | Path, title: str = "") -> Path:

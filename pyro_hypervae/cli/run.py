@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+
+import torch
 from pathlib import Path
 
-from ..analysis.samples import sample_task, save_grid
+from ..analysis.samples import sample_task, save_beside_data, save_grid
 from ..checkpoint import CHECKPOINT_FILE, CONFIG_FILE, write_json_atomic
 from ..config import Config
 from ..evaluation.metrics import SUMMARIES, evaluate, format_table
@@ -80,9 +82,14 @@ def cmd_sample(args) -> int:
     _, data, model = load_run(args.run)
     names = data.task_names
     task = data.find_task(args.task)
-    samples = sample_task(model, data, task, args.n)
+    samples = sample_task(model, data, task, args.n, generator=torch.Generator().manual_seed(args.seed), noise=not args.means)
+    what = "decoder means (no observation noise)" if args.means else "samples x ~ p(x | z), observation noise included"
     out = Path(args.out) if args.out else Path(args.run) / f"samples_task{names[task]}.png"
-    save_grid(samples, out, title=f"{model.name}: task {names[task]}")
+    if args.grid:
+        save_grid(samples, out, title=f"{model.name}: task {names[task]}, {what}")
+    else:
+        save_beside_data(samples, data.points(task, "test" if len(data.points(task, "test")) else "train")[: max(args.n, 16)], out,
+                         title=f"{model.name}: task {names[task]}: real test points and {what}", what="means" if args.means else "samples")
     print(f"wrote {out}")
     return 0
 
@@ -132,10 +139,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "binarization, seed, split); writes RUN/metrics_STEM.json")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("sample", help="PNG grid of samples from one task's generated VAE")
+    p = sub.add_parser("sample", help="PNG of draws from one task's generated VAE beside the task's real points")
     p.add_argument("--run", required=True, help="run directory")
     p.add_argument("--task", required=True, help="task name (or index)")
     p.add_argument("--n", type=int, default=64, help="number of samples")
+    p.add_argument("--means", action="store_true",
+                   help="draw the likelihood's mean given z (pixel probabilities for binary images) instead of x ~ p(x | z)")
+    p.add_argument("--grid", action="store_true", help="only the draws, as a grid (images) or heat map (vectors)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the draws")
     p.add_argument("--out", default=None, help="PNG path (default RUN/samples_taskT.png)")
     p.set_defaults(func=cmd_sample)
 
