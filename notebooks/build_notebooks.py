@@ -304,8 +304,8 @@ for name, m in fitted.items():
 """),
     md("""
 A prior can also be chosen before training with the config key `prior`
-(`Config(prior="mixture")`, or `pyro-hypervae train --prior mixture` where the
-command line exposes it).
+(`Config(prior="mixture")`, or `pyro-hypervae train --prior mixture`; every
+registered prior is a choice of `--prior`).
 
 ## Guides
 
