@@ -15,7 +15,7 @@ from ..config import Config
 from ..evaluation.metrics import SUMMARIES, evaluate, format_table
 from ..experiments.protocol import LENGTH_KEYS, settings_differences
 from ..inference.train import fit
-from ..models.build import build_model, describe_setup, load_data, load_run
+from ..models.build import build_model, describe_setup, load_data, load_run, resolve_config
 from ..registry import DATASETS
 from .settings import add_setting_flags, config_from_args
 
@@ -25,6 +25,7 @@ def train_run(config: Config, out: Path, resume: bool, progress: bool):
     data = load_data(config)
     print(data.summary())
     print(describe_setup(config, data))
+    config = resolve_config(config, data)
     model = build_model(config, data)
     print("parameter counts:", model.param_counts())
     fit(model, data, config, out_dir=out, resume=resume, progress=progress)

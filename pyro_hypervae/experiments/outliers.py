@@ -195,7 +195,8 @@ def merge_reports(reports: List[dict]) -> dict:
         raise ValueError("the reports repeat a (column, model, seed); merge each only once")
     cols = {k: v for rep in reports for k, v in rep["columns"].items()}
     models = list(dict.fromkeys(m for rep in reports for m in rep["models"]))
-    return {"experiment": "outliers", "columns": cols, "models": models,
+    hists = {k: h for rep in reports for k, h in rep.get("histograms", {}).items()}
+    return {"experiment": "outliers", "columns": cols, "models": models, "histograms": hists,
             "seeds": sorted({r["seed"] for r in results}), "results": results,
             "commands": [rep.get("command") for rep in reports],
             "score_names": sorted({s for r in results for s in r["scores"]}),
@@ -214,8 +215,9 @@ def _validation_ranking(results: List[dict], models: List[str]) -> List[dict]:
     return ranking
 
 
-def _plot(hists: Dict[str, Dict[str, tuple]], cols: Dict[str, Column], path: Path) -> None:
-    """Histograms of the normal and outlier test scores, one row per column, one panel per score."""
+def _plot(hists: Dict[str, Dict[str, tuple]], cols: Dict[str, Column], path: Path, titles: Optional[dict] = None) -> None:
+    """Histograms of the normal and outlier test scores (the first model and seed), one row per
+    column, one panel per score of ``PLOT_SCORES``."""
     plt = pyplot()
     have = {n for h in hists.values() for n in h}
     names = [n for n in PLOT_SCORES if n in have]
@@ -234,7 +236,7 @@ def _plot(hists: Dict[str, Dict[str, tuple]], cols: Dict[str, Column], path: Pat
             if i == 0:
                 ax.set_title(name, fontsize=8)
             if j == 0:
-                ax.set_ylabel(cols[key].title, fontsize=7)
+                ax.set_ylabel(titles[key]["title"] if titles else cols[key].title, fontsize=7)
     axes[0, 0].legend(fontsize=6)
     save_figure(fig, path, 110)
 
@@ -268,9 +270,12 @@ class Outliers:
     @staticmethod
     def run(args: argparse.Namespace) -> dict:
         if args.merge:
-            report = merge_reports([json.loads(Path(f).read_text()) for f in args.merge])
-            report |= {"merged": list(args.merge), "command": command_line()}
+            reports = [json.loads(Path(f).read_text()) for f in args.merge]
+            report = merge_reports(reports) | {"merged": list(args.merge), "command": command_line()}
             write_outputs(args.out, args.name, report, outliers_markdown(report))
+            hists = {k: {n: (np.array(a), np.array(b)) for n, (a, b) in h.items()} for r in reports for k, h in r.get("histograms", {}).items()}
+            if hists:
+                _plot(hists, {k: Column(k, "") for k in hists}, Path(args.out) / f"{args.name}_histograms.png", report["columns"])
             return report
         torch.set_num_threads(args.threads)
         known = columns(args.digit, args.phase)
@@ -295,6 +300,8 @@ class Outliers:
                                        f"test {mine[0]['test_points'][0]} / {mine[0]['test_points'][1]}"}
         report = {"experiment": "outliers", "columns": col_info, "models": args.models, "seeds": args.seeds,
                   "command": command_line(), "results": results,
+                  "histograms": {k: {n: [np.round(a, 3).tolist(), np.round(b, 3).tolist()] for n, (a, b) in h.items() if n in PLOT_SCORES}
+                                 for k, h in hists.items()},
                   "score_names": sorted({s for r in results for s in r["scores"]}),
                   "validation_ranking": _validation_ranking(results, args.models)}
         write_outputs(args.out, args.name, report, outliers_markdown(report))

@@ -15,7 +15,7 @@ from ..config import Config
 from ..data.tasks import TaskDataset
 from ..evaluation.metrics import point_metrics
 from ..inference.train import fit
-from ..models.build import build_model, restore_model
+from ..models.build import build_model, resolve_config, restore_model
 from .protocol import refuse_other_settings, settings_differences
 from .report import log
 
@@ -35,6 +35,7 @@ def train_or_reuse(config: Config, data: TaskDataset, out: Path, progress: bool,
     Returns (model, training seconds, steps done, reused). A run in ``out`` with
     other settings, or one already past ``config.train.steps``, is an error: it is
     never trained over."""
+    config = resolve_config(config, data)
     steps = config.train.steps
     done = 0
     if (out / CHECKPOINT_FILE).exists() and (out / CONFIG_FILE).exists():
@@ -69,6 +70,7 @@ def train_or_reuse(config: Config, data: TaskDataset, out: Path, progress: bool,
 def trained_or_new(config: Config, data: TaskDataset, out: Path, progress: bool):
     """The model trained in ``out`` (any length; every other setting must be
     ``config``'s), or a new run of ``config.train.steps`` steps when there is none."""
+    config = resolve_config(config, data)
     if not (out / CHECKPOINT_FILE).exists():
         log(f"{config.model}: no run at {out}; training {config.train.steps} steps")
         return train_or_reuse(config, data, out, progress)[0]

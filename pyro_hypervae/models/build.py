@@ -39,6 +39,14 @@ def resolve_standardize(config: Config, likelihood: str) -> bool:
     return (not make_likelihood(likelihood).discrete) if s == "auto" else s == "on"
 
 
+def resolve_config(config: Config, data: TaskDataset) -> Config:
+    """``config`` with ``net.standardize="auto"`` replaced by what it means for ``data`` (on or off),
+    so a saved run records what it did and compares equal to an older run that did the same."""
+    if config.net.standardize != "auto":
+        return config
+    return config.replace(standardize="on" if resolve_standardize(config, resolve_likelihood(config, data)) else "off")
+
+
 def resolve_z_dim(config: Config, data: TaskDataset) -> int:
     """``net.z_dim``, cut to the data's dimension for vector data (a 2-D point needs no 10-d z)."""
     return min(config.net.z_dim, data.x_shape[0]) if len(data.x_shape) == 1 else config.net.z_dim
