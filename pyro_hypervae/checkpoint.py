@@ -10,9 +10,11 @@ logged records, written when a run finishes).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -28,9 +30,30 @@ class CheckpointError(RuntimeError):
     """A checkpoint that is missing, unreadable or does not fit the model."""
 
 
+def checksum_file(path: Path) -> Path:
+    """Where the SHA-256 of a checkpoint is kept: ``PATH.sha256``."""
+    return path.with_name(path.name + ".sha256")
+
+
+def previous_file(path: Path) -> Path:
+    """Where the previous good checkpoint is kept: ``PATH.prev``."""
+    return path.with_name(path.name + ".prev")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def save_atomic(obj: dict, path: str | Path) -> None:
     """Write ``obj`` with ``torch.save`` to a temporary file beside ``path``, then
-    rename it over ``path``: a crash mid-write never leaves a half-written file."""
+    rename it over ``path``: a crash mid-write never leaves a half-written file.
+    Its SHA-256 goes to ``PATH.sha256``; the checkpoint it replaces, when intact,
+    is kept as ``PATH.prev`` (with its checksum), for ``load_checkpoint`` to
+    fall back on."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
@@ -39,11 +62,28 @@ def save_atomic(obj: dict, path: str | Path) -> None:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        digest = _sha256(Path(tmp))
+        if path.exists() and _intact(path):
+            os.replace(path, previous_file(path))
+            if checksum_file(path).exists():
+                os.replace(checksum_file(path), checksum_file(previous_file(path)))
         os.replace(tmp, path)
+        write_json_atomic({"sha256": digest}, checksum_file(path))
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _intact(path: Path) -> bool:
+    """The file's checksum matches its ``.sha256`` (or it has none, as before checksums)."""
+    side = checksum_file(path)
+    if not side.exists():
+        return True
+    try:
+        return json.loads(side.read_text())["sha256"] == _sha256(path)
+    except (ValueError, KeyError, OSError):
+        return False
 
 
 def write_json_atomic(obj, path: str | Path, indent: int | None = None) -> Path:
@@ -57,10 +97,32 @@ def write_json_atomic(obj, path: str | Path, indent: int | None = None) -> Path:
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """Load a checkpoint written by ``save_atomic`` without unpickling code."""
+    """Load a checkpoint written by ``save_atomic`` without unpickling code
+    (``torch.load(weights_only=True)``), its checksum checked; a truncated or
+    corrupted one falls back, with a warning, on the previous good one."""
     path = Path(path)
-    if not path.exists():
+    prev = previous_file(path)
+    if not path.exists() and not prev.exists():
         raise CheckpointError(f"no checkpoint at {path}; train first (pyro-hypervae train --out {path.parent})")
+    try:
+        return _load_one(path)
+    except CheckpointError as e:
+        if not prev.exists():
+            raise
+        try:
+            state = _load_one(prev)
+        except CheckpointError:
+            raise e from None
+        warnings.warn(f"{e}; using the previous good checkpoint {prev} (step {state.get('step', '?')})", RuntimeWarning, stacklevel=2)
+        return state
+
+
+def _load_one(path: Path) -> dict:
+    if not path.exists():
+        raise CheckpointError(f"no checkpoint at {path}")
+    if not _intact(path):
+        raise CheckpointError(f"checkpoint {path} does not match its checksum ({checksum_file(path).name}): it was truncated or "
+                              "corrupted after it was written")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for corrupt files

@@ -120,7 +120,32 @@ def test_atomic_save_keeps_old_file_when_writing_fails(tmp_path, monkeypatch):
         save_atomic({"a": torch.zeros(2)}, path)
     monkeypatch.undo()
     assert torch.equal(load_checkpoint(path)["a"], torch.ones(2))
-    assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.pt", "ck.pt.sha256"]  # no temporary file left
+
+
+def test_a_truncated_or_corrupted_checkpoint_falls_back_on_the_previous_good_one(tmp_path):
+    """Checksums catch what unpickling would not (same size, other bytes); the previous good
+    checkpoint is kept and used, with a warning; with both bad, a clear error."""
+    path = tmp_path / "checkpoint.pt"
+    save_atomic({"step": 1, "w": torch.ones(50)}, path)
+    save_atomic({"step": 2, "w": torch.full((50,), 2.0)}, path)
+    assert load_checkpoint(path)["step"] == 2 and (tmp_path / "checkpoint.pt.prev").exists()
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) // 2])  # truncated
+    with pytest.warns(RuntimeWarning, match=r"does not match its checksum.*previous good checkpoint .*step 1"):
+        assert load_checkpoint(path)["step"] == 1
+    flipped = bytearray(good)
+    flipped[-200] ^= 0xFF  # one byte of the weights: torch.load alone may not notice
+    path.write_bytes(bytes(flipped))
+    with pytest.warns(RuntimeWarning, match="checksum"):
+        assert load_checkpoint(path)["step"] == 1
+    # a new save never pushes a corrupt file into .prev: the good previous one stays
+    save_atomic({"step": 3, "w": torch.zeros(50)}, path)
+    assert load_checkpoint(tmp_path / "checkpoint.pt.prev")["step"] == 1 and load_checkpoint(path)["step"] == 3
+    (tmp_path / "checkpoint.pt.prev").write_bytes(b"bad")
+    path.write_bytes(b"bad too")
+    with pytest.raises(CheckpointError, match="checksum"):
+        load_checkpoint(path)
 
 
 def test_bernoulli_on_continuous_data_is_a_clear_error(digits):
