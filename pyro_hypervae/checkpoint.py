@@ -10,12 +10,15 @@ logged records, written when a run finishes).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import tempfile
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -28,6 +31,40 @@ DATA_FILE = "data.json"
 
 class CheckpointError(RuntimeError):
     """A checkpoint that is missing, unreadable or does not fit the model."""
+
+
+LOCK_FILE = ".lock"
+
+
+class RunLockedError(CheckpointError):
+    """Another process is writing the same run directory."""
+
+
+@contextmanager
+def run_lock(run_dir: Optional[str | Path]):
+    """Hold ``RUN/.lock`` (an exclusive ``flock``) while a run is written; a second writer of
+    the same run directory gets ``RunLockedError`` at once. The lock dies with its process
+    (a killed run leaves none behind). ``None``: no run directory, nothing to lock."""
+    if run_dir is None:
+        yield
+        return
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    f = open(run_dir / LOCK_FILE, "a+")
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            who = f.read().strip() or "another process"
+            raise RunLockedError(f"{run_dir} is being written by {who}; wait for it to finish, or train into another --out") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"process {os.getpid()}")
+        f.flush()
+        yield
+    finally:
+        f.close()
 
 
 def checksum_file(path: Path) -> Path:

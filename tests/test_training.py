@@ -233,3 +233,33 @@ def test_history_records_name_their_units(digits):
     for r in hist:
         assert set(r) == {"step", "loss", "running_loss", "data", "kl_z", "kl_u", "kl_u_per_point"}
         assert r["kl_u_per_point"] == pytest.approx(r["kl_u"] / 16)
+
+
+def test_two_writers_of_one_run_directory(digits, tmp_path):
+    """While one process holds a run directory, a second fit into it is refused at once, naming the
+    holder; the lock goes with its holder (a process that dies leaves none)."""
+    import subprocess
+    import sys
+    import time
+
+    from pyro_hypervae.checkpoint import RunLockedError, run_lock
+
+    out = tmp_path / "run"
+    config = Config(steps=2, z_dim=2, u_dim=2, tasks_per_batch=1, points_per_task=8)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\nfrom pyro_hypervae.checkpoint import run_lock\n"
+        f"with run_lock({str(out)!r}):\n    print('held', flush=True)\n    time.sleep(60)\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunLockedError, match=rf"being written by process {holder.pid}"):
+            fit(build_model(config, digits), digits, config, out_dir=out, progress=False)
+        assert not (out / "checkpoint.pt").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    time.sleep(0.1)
+    fit(build_model(config, digits), digits, config, out_dir=out, progress=False)  # the killed holder left no lock
+    assert (out / "checkpoint.pt").exists()
+    with run_lock(out):  # in one process, a nested second writer is refused too
+        with pytest.raises(RunLockedError):
+            fit(build_model(config, digits), digits, config, out_dir=out, progress=False)

@@ -18,7 +18,7 @@ from typing import List, Optional
 import torch
 from tqdm.auto import tqdm
 
-from ..checkpoint import CHECKPOINT_FILE, CONFIG_FILE, HISTORY_FILE, CheckpointError, load_checkpoint, save_atomic
+from ..checkpoint import CHECKPOINT_FILE, CONFIG_FILE, HISTORY_FILE, CheckpointError, load_checkpoint, run_lock, save_atomic
 from ..inference.svi import NonFiniteLossError
 from .data import LabelledData
 from .evaluate import ensemble_accuracy, generated_diversity, member_outputs
@@ -44,7 +44,13 @@ def fit(method: ClassifierEnsemble, data: LabelledData, out_dir: Optional[str | 
         progress: bool = True) -> List[dict]:
     """Train ``method`` on ``data``'s training split for ``config.steps`` steps (after
     ``pretrain_steps`` of mixer pre-training for HyperGAN); returns the history.
-    A non-finite loss raises ``NonFiniteLossError`` and keeps the last good checkpoint."""
+    A non-finite loss raises ``NonFiniteLossError`` and keeps the last good checkpoint;
+    ``out_dir`` is locked while it is written (``checkpoint.run_lock``)."""
+    with run_lock(out_dir):
+        return _fit(method, data, out_dir, resume, progress)
+
+
+def _fit(method: ClassifierEnsemble, data: LabelledData, out_dir, resume: bool, progress: bool) -> List[dict]:
     c = method.config
     out = Path(out_dir) if out_dir is not None else None
     torch.manual_seed(c.seed)

@@ -26,7 +26,7 @@ import pyro
 import torch
 from torch import nn
 
-from ..checkpoint import CHECKPOINT_FILE, CONFIG_FILE, DATA_FILE, HISTORY_FILE, load_checkpoint, save_atomic, write_json_atomic
+from ..checkpoint import CHECKPOINT_FILE, CONFIG_FILE, DATA_FILE, HISTORY_FILE, load_checkpoint, run_lock, save_atomic, write_json_atomic
 from ..config import Config
 from ..data.batches import TaskSampler
 from ..data.tasks import TaskDataset, check_run_data
@@ -45,8 +45,14 @@ def fit(
     """Train ``model`` for ``config.train.steps`` steps; returns the logged records.
 
     A non-finite loss raises ``NonFiniteLossError`` and leaves the last good
-    checkpoint untouched.
+    checkpoint untouched. ``out_dir`` is locked while it is written
+    (``checkpoint.run_lock``): a second process training into it is refused.
     """
+    with run_lock(out_dir):
+        return _fit(model, data, config, out_dir, resume, progress)
+
+
+def _fit(model, data, config, out_dir, resume, progress) -> List[dict]:
     config.validate()
     t = config.train
     out = Path(out_dir) if out_dir is not None else None
