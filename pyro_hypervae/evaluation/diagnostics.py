@@ -52,9 +52,15 @@ def task_elbo(hvae: nn.Module, xs: Sequence[Tensor], loc: Tensor, scale: Tensor,
 
 @dataclass
 class GapReport:
-    """ELBO per task in nats per point under the amortized and the per-task guide.
+    """The hierarchical ELBO per task, nats per point, under the amortized and the
+    per-task guide: the MDL objective of the task's points, model cost included.
     gap = per_task - amortized (>= 0 up to Monte Carlo error when the per-task
-    guide is fitted well). Tensors are (T,); kl_u in nats per task."""
+    guide is fitted well) = ``data_gain`` - ``kl_u_cost``: what the per-task guide
+    gains in fitting the points (the data term, what ``evaluate``'s neg_elbo
+    sees) less what it pays in describing the model (KL(u) per point). A large
+    ``data_gain`` with a small gap means a sharper q(u) that costs as many nats
+    as it saves. Tensors are (T,); kl_u_* in nats per task, data_* and the gains
+    in nats per point."""
 
     task_names: List[str]
     amortized: Tensor
@@ -62,25 +68,48 @@ class GapReport:
     kl_u_amortized: Tensor
     kl_u_per_task: Tensor
     guide: nn.Module = field(repr=False)
+    data_amortized: Optional[Tensor] = None  # minus the data term, nats per point
+    data_per_task: Optional[Tensor] = None
+    n_points: Optional[Tensor] = None
 
     @property
     def gap(self) -> Tensor:
         return self.per_task - self.amortized
+
+    @property
+    def data_gain(self) -> Tensor:
+        """How much better the per-task guide fits the points, nats per point (model cost left out)."""
+        return self.data_amortized - self.data_per_task
+
+    @property
+    def kl_u_cost(self) -> Tensor:
+        """How much more the per-task guide's q(u) costs to describe, nats per point."""
+        return (self.kl_u_per_task - self.kl_u_amortized) / self.n_points
 
     def as_dict(self) -> dict:
         rows = {
             name: {"amortized": a, "per_task": p, "gap": p - a, "kl_u_amortized": ka, "kl_u_per_task": kp}
             for name, a, p, ka, kp in zip(self.task_names, self.amortized.tolist(), self.per_task.tolist(), self.kl_u_amortized.tolist(), self.kl_u_per_task.tolist())
         }
+        if self.data_amortized is not None:
+            for name, d, c in zip(self.task_names, self.data_gain.tolist(), self.kl_u_cost.tolist()):
+                rows[name] |= {"data_gain": d, "kl_u_cost": c}
         mean = {"amortized": self.amortized.mean().item(), "per_task": self.per_task.mean().item(), "gap": self.gap.mean().item()}
-        return {"tasks": rows, "mean": mean}
+        if self.data_amortized is not None:
+            mean |= {"data_gain": self.data_gain.mean().item(), "kl_u_cost": self.kl_u_cost.mean().item()}
+        return {"tasks": rows, "mean": mean, "units": "nats per point (kl_u_amortized, kl_u_per_task: nats per task)"}
 
     def table(self) -> str:
         """Markdown: one row per task and the mean."""
-        lines = ["| task | ELBO amortized | ELBO per-task | gap |", "|---|---|---|---|"]
-        for name, a, p in zip(self.task_names, self.amortized.tolist(), self.per_task.tolist()):
-            lines.append(f"| {name} | {a:.3f} | {p:.3f} | {p - a:.3f} |")
-        lines.append(f"| mean | {self.amortized.mean():.3f} | {self.per_task.mean():.3f} | {self.gap.mean():.3f} |")
+        lines = ["| task | ELBO amortized | ELBO per-task | gap | = data gain | - KL(u) cost |", "|---|---|---|---|---|---|"]
+        dg = self.data_gain.tolist() if self.data_amortized is not None else [float("nan")] * len(self.task_names)
+        kc = self.kl_u_cost.tolist() if self.data_amortized is not None else [float("nan")] * len(self.task_names)
+        for name, a, p, d, c in zip(self.task_names, self.amortized.tolist(), self.per_task.tolist(), dg, kc):
+            lines.append(f"| {name} | {a:.3f} | {p:.3f} | {p - a:.3f} | {d:.3f} | {c:.3f} |")
+        lines.append(f"| mean | {self.amortized.mean():.3f} | {self.per_task.mean():.3f} | {self.gap.mean():.3f} | "
+                     f"{np.nanmean(dg):.3f} | {np.nanmean(kc):.3f} |")
+        lines.append("")
+        lines.append("nats per point; gap = data gain - KL(u) cost (the per-task guide's better fit of the points, less its dearer model)")
         return "\n".join(lines)
 
 
@@ -112,7 +141,8 @@ def amortization_gap(
     xs = [data.points(t, split) for t in range(data.num_tasks)]
     a = task_elbo(hvae, xs, a_loc, a_scale, num_samples, seed)
     p = task_elbo(hvae, xs, p_loc.detach(), p_scale.detach(), num_samples, seed)
-    return GapReport(list(data.task_names), a["elbo"], p["elbo"], a["kl_u"], p["kl_u"], per_task_guide)
+    n = torch.tensor([float(len(x)) for x in xs])
+    return GapReport(list(data.task_names), a["elbo"], p["elbo"], a["kl_u"], p["kl_u"], per_task_guide, a["data"], p["data"], n)
 
 
 def compare_to_nuts(hvae: nn.Module, data: TaskDataset, task: int, result: Optional[NUTSResult] = None, **nuts_kwargs) -> dict:
