@@ -172,10 +172,13 @@ def outliers_markdown(report: dict) -> str:
             cells.append(f"{_mean_sd([r['scores'][p]['test']['auc'] for r, p in zip(mine, picks)])} ({', '.join(sorted(set(picks)))})")
         lines.append(f"| {label(kind)} | " + " | ".join(cells) + " |")
     names = sorted({n for row in report["validation_ranking"] for n in row["scores"]})
-    lines += ["", "**Validation AUC, mean over columns and seeds** (how the default score is chosen):", "",
-              "| model | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    lines += ["", "**Validation AUC, mean over the columns of one kind of data** (each column's mean over its seeds; how the "
+              "default score is chosen; the best of each row in bold):", "",
+              "| model | columns | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
     for row in report["validation_ranking"]:
-        lines.append(f"| {label(row['model'])} | " + " | ".join(f"{row['scores'][n]:.1f}" if n in row["scores"] else "-" for n in names) + " |")
+        best = max(row["scores"], key=row["scores"].get)
+        cells = [("**{:.1f}**" if n == best else "{:.1f}").format(row["scores"][n]) if n in row["scores"] else "-" for n in names]
+        lines.append(f"| {label(row['model'])} | {', '.join(row.get('columns', []))} | " + " | ".join(cells) + " |")
     lines += ["", "Scores: " + "; ".join(f"`{n}`: {SCORES[n].formula}" for n in report["score_names"] if n in SCORES) +
               "; `A+B`: the z-values of A and B (standardised on the reference of normal training points) summed.", "",
               "Points: " + "; ".join(f"{cols[c]['title']}: {cols[c]['points']}" for c in cols), "",
@@ -204,14 +207,20 @@ def merge_reports(reports: List[dict]) -> dict:
 
 
 def _validation_ranking(results: List[dict], models: List[str]) -> List[dict]:
+    """Per model and per kind of data (the columns whose results have the same scores: images
+    under a Bernoulli likelihood have the complexity scores, continuous data not), each score's
+    validation AUC averaged over the seeds of a column, then over the columns (each column
+    weighs the same, whatever its number of seeds)."""
     ranking = []
     for kind in models:
         mine = [r for r in results if r["model"] == kind]
-        names = sorted({s for r in mine for s in r["scores"]})
-        # a score counts where every column of this model has it
-        names = [n for n in names if all(n in r["scores"] for r in mine)]
-        if mine and names:
-            ranking.append({"model": kind, "scores": {n: float(np.mean([r["scores"][n]["val"]["auc"] for r in mine])) for n in names}})
+        groups: Dict[tuple, List[dict]] = {}
+        for r in mine:
+            groups.setdefault(tuple(sorted(r["scores"])), []).append(r)
+        for names, rs in groups.items():
+            cols = sorted({r["column"] for r in rs})
+            per_col = {n: [np.mean([r["scores"][n]["val"]["auc"] for r in rs if r["column"] == c]) for c in cols] for n in names}
+            ranking.append({"model": kind, "columns": cols, "scores": {n: float(np.mean(v)) for n, v in per_col.items()}})
     return ranking
 
 
