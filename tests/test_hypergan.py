@@ -461,12 +461,15 @@ def test_cli_train_evaluate_score_and_refusals(tmp_path, capsys):
     assert exc.value.code == 2
     assert "invalid choice: 'foo'" in capsys.readouterr().err
 
-    # a corrupt checkpoint
+    # a corrupt checkpoint: the previous good one is used, with a warning; both corrupt: an error
     (run / CHECKPOINT_FILE).write_bytes(b"not a checkpoint")
+    with pytest.warns(RuntimeWarning, match="previous good checkpoint"):
+        assert main(["hypergan", "evaluate", "--run", str(run), "--members", "1"]) == 0
+    (run / (CHECKPOINT_FILE + ".prev")).write_bytes(b"not one either")
     err = _error(capsys, ["hypergan", "evaluate", "--run", str(run), "--members", "1"])
-    assert "corrupt" in err and CHECKPOINT_FILE in err
+    assert "checksum" in err and CHECKPOINT_FILE in err
     err = _error(capsys, ["hypergan", "train", "--out", str(run), "--resume", "--no-progress"])
-    assert "corrupt" in err
+    assert "checksum" in err
 
 
 # -- 8. uncertainty scores and ensemble accuracy -------------------------------------

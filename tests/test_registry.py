@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -58,10 +59,19 @@ def test_a_prior_registered_in_one_place_is_a_choice_everywhere(capsys, tmp_path
     assert "invalid choice" in capsys.readouterr().err
 
 
-def test_the_command_line_offers_the_registered_scores(capsys):
+def test_the_command_line_offers_the_registered_scores(tmp_path, capsys):
+    """score --score takes the registered scores (and A+B combinations); another name is refused with
+    the list of those the run's model has; its help lists every registered score."""
+    run = tmp_path / "r"
+    assert main(["train", "--out", str(run), "--steps", "2", "--z-dim", "2", "--u-dim", "2", "--no-progress"]) == 0
+    np.savez(tmp_path / "d.npz", x=np.zeros((3, 1, 8, 8), np.float32))
+    assert main(["score", "--run", str(run), "--data", str(tmp_path / "d.npz"), "--out", str(tmp_path / "o.json"), "--score", "bogus"]) == 2
+    err = capsys.readouterr().err
+    assert "score 'bogus'" in err and "choose from ['neg_elbo', 'kl_u'" in err
     with pytest.raises(SystemExit):
-        main(["score", "--run", "r", "--data", "d.npz", "--out", "o.json", "--score", "bogus"])
-    assert "invalid choice" in capsys.readouterr().err
+        main(["score", "--help"])
+    out = capsys.readouterr().out
+    assert all(name in out for name in SCORES.names())
 
 
 @pytest.mark.parametrize("name, cls", [("auto_normal", AutoNormalUGuide), ("auto_delta", AutoDeltaUGuide)])
