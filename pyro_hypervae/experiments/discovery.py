@@ -8,7 +8,6 @@ judge's hit rate, and a figure of the best designs side by side.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Dict, List
 
@@ -20,7 +19,7 @@ from ..config import Config
 from ..discovery import discovery_problem, search
 from ..models.build import load_data
 from ..registry import EXPERIMENTS
-from .report import command_line, log, write_outputs
+from .report import add_output_options, command_line, log, read_reports, write_outputs
 from .runs import train_or_reuse
 
 METHODS = ("hypervae", "vae", "random")
@@ -44,19 +43,15 @@ class Discovery:
         p.add_argument("--checkpoints", type=int, nargs="+", default=[50, 100], help="report the best objective after these many evaluations too")
         p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="model settings (short names), e.g. z_dim=5")
         p.add_argument("--runs", default="runs/discovery", help="where models are trained or reused")
-        p.add_argument("--out", default="docs/results/discovery", help="where the JSON, table and figure go")
-        p.add_argument("--name", default=None, help="file stem (default discovery_DATASET)")
-        p.add_argument("--threads", type=int, default=1)
-        p.add_argument("--merge", nargs="+", default=None, metavar="JSON",
-                       help="no search: merge the reports of earlier runs (other seeds or held-out tasks, one setting) into one table")
-        p.add_argument("--no-progress", action="store_true")
+        add_output_options(p, "docs/results/discovery", None, "file stem (default discovery_DATASET)",
+                           "other seeds or held-out tasks, one setting")
 
     @staticmethod
     def run(args: argparse.Namespace) -> dict:
         from ..config import parse_overrides
 
         if args.merge:
-            report = merge_reports([json.loads(Path(f).read_text()) for f in args.merge]) | {"merged": list(args.merge), "merge_command": command_line()}
+            report = merge_reports(read_reports(args.merge)) | {"merged": list(args.merge), "merge_command": command_line()}
             stem = args.name or f"discovery_{Path(report['dataset']).stem}"
             write_outputs(args.out, stem, report, discovery_markdown(report, [*args.checkpoints, report["budget"]]))
             return report

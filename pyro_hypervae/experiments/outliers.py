@@ -28,7 +28,6 @@ computed on
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -44,7 +43,7 @@ from ..evaluation.outliers import available_scores, detection_metrics, outlier_s
 from ..models.build import load_data_and_holdout
 from ..registry import EXPERIMENTS, SCORES
 from .protocol import protocol_config
-from .report import command_line, label, log, write_outputs
+from .report import add_output_options, command_line, label, log, read_reports, write_outputs
 from .runs import train_or_reuse
 
 # the scores drawn as histograms, normal against outliers
@@ -269,17 +268,12 @@ class Outliers:
         p.add_argument("--reference-points", type=int, default=1000, help="normal training points in the reference")
         p.add_argument("--score-samples", type=int, default=8, help="z samples in the negative ELBO")
         p.add_argument("--runs", default="runs/outliers", help="where the models are trained or reused")
-        p.add_argument("--out", default="docs/results/outliers")
-        p.add_argument("--name", default="outliers")
-        p.add_argument("--threads", type=int, default=1)
-        p.add_argument("--merge", nargs="+", default=None, metavar="JSON",
-                       help="no scoring: merge the reports of earlier runs (other columns, models or seeds) into one table")
-        p.add_argument("--no-progress", action="store_true")
+        add_output_options(p, "docs/results/outliers", "outliers", "file stem (default outliers)", "other columns, models or seeds")
 
     @staticmethod
     def run(args: argparse.Namespace) -> dict:
         if args.merge:
-            reports = [json.loads(Path(f).read_text()) for f in args.merge]
+            reports = read_reports(args.merge)
             report = merge_reports(reports) | {"merged": list(args.merge), "command": command_line()}
             write_outputs(args.out, args.name, report, outliers_markdown(report))
             hists = {k: {n: (np.array(a), np.array(b)) for n, (a, b) in h.items()} for r in reports for k, h in r.get("histograms", {}).items()}

@@ -50,6 +50,23 @@ def param_table(models: Mapping[str, object]) -> str:
     return "\n".join(lines)
 
 
+def add_output_options(p, out: str, name: Optional[str], name_help: str, merges: str) -> None:
+    """The options every experiment that writes a report takes: ``--out``, ``--name``,
+    ``--threads``, ``--merge`` (``merges``: what the merged reports may differ in) and
+    ``--no-progress``."""
+    p.add_argument("--out", default=out, help=f"where the JSON, table and figures go (default {out})")
+    p.add_argument("--name", default=name, help=name_help)
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    p.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                   help=f"run nothing: merge the reports of earlier runs ({merges}) into one table, no new numbers")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def read_reports(paths) -> list:
+    """The JSON reports at ``paths``, in order."""
+    return [json.loads(Path(f).read_text()) for f in paths]
+
+
 def write_outputs(out_dir: str | Path, stem: str, report: dict, md: str) -> None:
     """``OUT/STEM.json`` and ``OUT/STEM.md``; prints the markdown."""
     out = Path(out_dir)
