@@ -57,3 +57,23 @@ def test_curves_command(tiny_npz, tmp_path, capsys):
     assert "1 labels for 2 runs" in capsys.readouterr().err
     assert main(["curves", str(tmp_path / "none"), "--out", str(png)]) == 2
     assert "not a run directory" in capsys.readouterr().err
+
+
+def test_a_diverged_run_does_not_flatten_the_others(tmp_path):
+    """One run's loss explodes: it is named off the chart and the y-range fits the others; --log works."""
+    import matplotlib.image as mpimg
+
+    from pyro_hypervae.analysis.curves import off_the_chart, plot_histories
+
+    def hist(values):
+        return [{"step": 10 * (i + 1), "running_loss": v, "kl_u": 0.0} for i, v in enumerate(values)]
+
+    good = [100 - i * 0.5 for i in range(60)]
+    other = [101 - i * 0.4 for i in range(60)]
+    bad = [100 + 10.0 ** min(8, i / 5) for i in range(60)]
+    tails = {k: np.array(v[6:]) for k, v in (("a", good), ("b", other), ("c", bad))}
+    assert off_the_chart(tails) == ["c"]
+    assert off_the_chart({k: tails[k] for k in ("a", "b")}) == []
+    for log in (False, True):
+        png = plot_histories({"a": hist(good), "b": hist(other), "c": hist(bad)}, tmp_path / f"c{log}.png", log=log)
+        assert mpimg.imread(png).std() > 0.01

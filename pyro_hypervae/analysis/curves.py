@@ -65,13 +65,30 @@ def moving_average(values: Sequence[float], window: int) -> np.ndarray:
     return (csum[hi] - csum[lo]) / (hi - lo)
 
 
-def plot_histories(histories: Mapping[str, List[dict]], path: str | Path, smooth: Optional[int] = None) -> Path:
+def off_the_chart(tails: Mapping[str, np.ndarray], factor: float = 10.0) -> List[str]:
+    """The runs whose loss (95th percentile of the curve after its first tenth) is more than
+    ``factor`` times the spread of the others above them: diverged runs, left off the y-range
+    so they do not flatten the rest. Never all of them."""
+    if len(tails) < 2:
+        return []
+    p95 = {k: float(np.percentile(v, 95)) for k, v in tails.items()}
+    base = min(p95.values())
+    scale = max(1.0, float(np.median([abs(v) for v in p95.values()])))
+    return [k for k, v in p95.items() if v - base > factor * scale]
+
+
+def plot_histories(histories: Mapping[str, List[dict]], path: str | Path, smooth: Optional[int] = None,
+                   log: bool = False) -> Path:
     """PNG at ``path``: running loss per point (left) and, when any run is a
     HyperVAE, KL(u) per task (right), one line per {label: history}, each a
     moving average over ``smooth`` logged records (default: a 30th of the
     longest history). A batch holds one task, so the raw curves swing with the
     task drawn; runs of one seed draw the same tasks in the same order, so the
-    gaps between their lines are meaningful even where the lines swing."""
+    gaps between their lines are meaningful even where the lines swing.
+
+    A run that diverged (``off_the_chart``) is drawn but left off the y-range,
+    its label saying so; ``log`` draws the loss on a symmetric log scale
+    (losses of continuous data can be negative)."""
     for label, h in histories.items():
         if not h:
             raise ValueError(f"run {label!r} has logged no steps yet (log_every is larger than the steps run)")
@@ -82,17 +99,22 @@ def plot_histories(histories: Mapping[str, List[dict]], path: str | Path, smooth
 
     ncols = 2 if any(hierarchical.values()) else 1
     fig, axes = plt.subplots(1, ncols, figsize=(5.5 * ncols, 3.8), squeeze=False)
-    tail = []
+    curves = {label: moving_average([r["running_loss"] for r in h], smooth) for label, h in histories.items()}
+    tails = {label: loss[len(loss) // 10:] for label, loss in curves.items()}  # the first tenth is far above the rest
+    off = off_the_chart(tails)
     for label, h in histories.items():
         steps = [r["step"] for r in h]
-        loss = moving_average([r["running_loss"] for r in h], smooth)
-        tail.extend(loss[len(loss) // 10:])
-        line = axes[0, 0].plot(steps, loss, label=label, lw=1.2)[0]
+        name = f"{label} (diverged: off the chart)" if label in off else label
+        line = axes[0, 0].plot(steps, curves[label], label=name, lw=1.2)[0]
         if hierarchical[label]:
             axes[0, 1].plot(steps, moving_average([r["kl_u"] for r in h], smooth), label=label, lw=1.2, color=line.get_color())
     axes[0, 0].set(xlabel="step", ylabel="loss, nats per point", title=f"training loss (mean of {smooth} logged steps)")
-    lo, hi = min(tail), max(tail)  # leave out the first tenth, far above the rest
-    axes[0, 0].set_ylim(lo - 0.05 * (hi - lo + 1), hi + 0.1 * (hi - lo + 1))
+    tail = np.concatenate([v for k, v in tails.items() if k not in off])
+    lo, hi = float(tail.min()), float(tail.max())
+    if log:
+        axes[0, 0].set_yscale("symlog", linthresh=1.0)
+    else:
+        axes[0, 0].set_ylim(lo - 0.05 * (hi - lo + 1), hi + 0.1 * (hi - lo + 1))
     axes[0, 0].legend(fontsize=8)
     if ncols == 2:
         axes[0, 1].set(xlabel="step", ylabel="KL(q(u|D_t) || p(u)), nats per task", title="model description length")

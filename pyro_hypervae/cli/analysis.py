@@ -59,7 +59,7 @@ def cmd_inspect(args) -> int:
 
 def cmd_curves(args) -> int:
     histories = load_histories(args.runs, args.labels)
-    path = plot_histories(histories, args.out, args.smooth)
+    path = plot_histories(histories, args.out, args.smooth, log=args.log)
     for label, h in histories.items():
         last = h[-1]  # plot_histories refused empty histories
         print(f"{label}: {last['step']} steps, running loss {last['running_loss']:.2f}, KL(u) {last['kl_u']:.2f}")
@@ -90,4 +90,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="PNG to write")
     p.add_argument("--labels", nargs="+", default=None, help="one legend label per run (default: model and directory)")
     p.add_argument("--smooth", type=int, default=None, help="moving average over this many logged steps (default: a 30th of the run)")
+    p.add_argument("--log", action="store_true", help="the loss on a (symmetric) log scale")
     p.set_defaults(func=cmd_curves)
