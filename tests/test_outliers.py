@@ -264,7 +264,7 @@ def test_score_command_default_and_choices(tiny_npz, tmp_path, capsys):
     out = tmp_path / "s.json"
     assert main(["score", "--run", str(run), "--data", str(tiny_npz / "other.npz"), "--out", str(out)]) == 0
     r = json.loads(out.read_text())
-    assert r["score"] == "complexity" == r["default_score"] and len(r["scores"]) == 30 and r["higher_is_more_anomalous"]
+    assert r["score"] == "complexity_png" == r["default_score"] and len(r["scores"]) == 30 and r["higher_is_more_anomalous"]
     paper = tmp_path / "p.json"
     for name in ("neg_elbo", "kl_u", "bits_back", "complexity", "typicality+kl_u"):
         assert main(["score", "--run", str(run), "--data", str(tiny_npz / "other.npz"), "--out", str(paper), "--score", name]) == 0
@@ -306,17 +306,21 @@ def test_reproduce_outliers_tiny(tmp_path):
 
 
 def test_the_default_score_is_the_documented_one():
-    """complexity where the model has it (images, Bernoulli), neg_elbo elsewhere; docs/outliers.md says so."""
+    """complexity_png for images under a Bernoulli likelihood; for continuous data typicality+kl_u
+    (HyperVAE) or neg_elbo (models without u); docs/outliers.md says so."""
     from pathlib import Path
 
     from pyro_hypervae.evaluation import DEFAULT_SCORES, default_score
 
-    assert DEFAULT_SCORES == ("complexity", "neg_elbo")
-    assert default_score(HyperVAE(MLPVAE((1, 8, 8), z_dim=2, hidden=(8,)), u_dim=2, rank=3, trunk_width=4)) == "complexity"
-    assert default_score(PooledVAE(MLPVAE((6,), z_dim=2, hidden=(8,), likelihood="gaussian"))) == "neg_elbo"
+    assert DEFAULT_SCORES == ("complexity_png", "typicality+kl_u", "neg_elbo")
+    assert default_score(HyperVAE(MLPVAE((1, 8, 8), z_dim=2, hidden=(8,)), u_dim=2, rank=3, trunk_width=4)) == "complexity_png"
+    assert default_score(PooledVAE(MLPVAE((1, 8, 8), z_dim=2, hidden=(8,)))) == "complexity_png"
+    gauss = MLPVAE((6,), z_dim=2, hidden=(8,), likelihood="gaussian")
+    assert default_score(HyperVAE(gauss, u_dim=2, rank=3, trunk_width=4)) == "typicality+kl_u"
+    assert default_score(PooledVAE(gauss)) == "neg_elbo"
     assert default_score(MetaVAE(MLPVAE((6,), z_dim=2, hidden=(8,)), 2)) == "neg_elbo"
     doc = (Path(__file__).parents[1] / "docs" / "outliers.md").read_text()
-    assert "`score` defaults to `complexity` where it is defined" in doc and "to `neg_elbo` elsewhere" in doc
+    assert "`score` defaults to `complexity_png` for images" in doc and "`typicality+kl_u` for a HyperVAE" in doc
 
 
 def test_merge_outlier_reports():

@@ -62,8 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--score", default=None, metavar="NAME",
                    help="; ".join(f"{s.name}: {s.formula}" for _, s in SCORES.items())
                    + "; or A+B, the z-values of two scores summed. "
-                   f"Default: the first of {', '.join(DEFAULT_SCORES)} the model has (complexity for images under a Bernoulli "
-                   "likelihood), the most reliable on validation in docs/results/outliers; the paper's score: --score neg_elbo")
+                   f"Default: the first of {', '.join(DEFAULT_SCORES)} the model has (complexity_png for images under a "
+                   "Bernoulli likelihood; typicality+kl_u for a HyperVAE on continuous data; neg_elbo otherwise): the best "
+                   "on validation for each kind of data in docs/results/outliers; the paper's score: --score neg_elbo")
     p.add_argument("--samples", type=int, default=8, help="z samples for the negative ELBO")
     p.add_argument("--reference-points", type=int, default=1000,
                    help="normal training points whose scores typicality and combinations are measured against (default 1000)")
