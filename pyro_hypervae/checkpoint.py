@@ -101,9 +101,15 @@ def save_atomic(obj: dict, path: str | Path) -> None:
             os.fsync(f.fileno())
         digest = _sha256(Path(tmp))
         if path.exists() and _intact(path):
-            os.replace(path, previous_file(path))
+            # keep the current file as .prev by a second name (a hard link), so PATH itself never goes missing
+            prev, link = previous_file(path), path.with_name(path.name + ".prev.tmp")
+            link.unlink(missing_ok=True)
+            os.link(path, link)
             if checksum_file(path).exists():
-                os.replace(checksum_file(path), checksum_file(previous_file(path)))
+                write_json_atomic(json.loads(checksum_file(path).read_text()), checksum_file(prev))
+            else:
+                checksum_file(prev).unlink(missing_ok=True)
+            os.replace(link, prev)
         os.replace(tmp, path)
         write_json_atomic({"sha256": digest}, checksum_file(path))
     except BaseException:
