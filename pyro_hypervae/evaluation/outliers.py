@@ -134,13 +134,6 @@ class ScoreReference:
     def std(self, name: str) -> float:
         return float(np.std(self.scores[name])) or 1.0
 
-    def to_dict(self) -> dict:
-        return {k: np.asarray(v).tolist() for k, v in self.scores.items()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ScoreReference":
-        return cls({k: np.asarray(v, dtype=np.float64) for k, v in d.items()})
-
 
 def available_scores(model) -> List[str]:
     """The scores ``outlier_scores`` can give for ``model``: its own, then the derived ones
