@@ -305,6 +305,30 @@ def test_reproduce_outliers_tiny(tmp_path):
     assert Config.from_file(tmp_path / "runs" / "digits-holdout-3" / "hypervae_s0" / "config.json").data.holdout == "3"
 
 
+def test_reproduce_outliers_hypergan_rows(tmp_path):
+    """HyperGAN's entropy and variance rows in the same table; its held-out class is in no split
+    of its training data, and the outliers are that class's points."""
+    from pyro_hypervae.hypergan import HyperGANConfig, load_labelled_and_holdout, load_run
+
+    out = tmp_path / "res"
+    assert main(["reproduce", "outliers", "--columns", "digits:holdout", "--seeds", "0", "--hypergan-steps", "3",
+                 "--models", "hypergan", "--hypergan-members", "5", "--runs", str(tmp_path / "runs"), "--out", str(out),
+                 "--reference-points", "100", "--no-progress"]) == 0
+    rep = json.loads((out / "outliers.json").read_text())
+    (r,) = rep["results"]
+    assert set(r["scores"]) == {"entropy", "variance"} and r["members"] == 5
+    assert r["test_points"][1] == 37 and r["test_points"][0] == 9 * 36 - 2  # digit 3's test points; 36 per class, two have 35
+    md = (out / "outliers.md").read_text()
+    assert "| HyperGAN | entropy |" in md and "HYPERGAN_IMAGES" in md
+    config, data, _ = load_run(tmp_path / "runs" / "digits-holdout-3" / "digits" / "hypergan_3steps_s0")
+    assert config.holdout == "3" and data.classes == [c for c in map(str, range(10)) if c != "3"]
+    assert all(int(s.y.max()) == 8 for s in data.splits.values())
+    _, held = load_labelled_and_holdout(HyperGANConfig(holdout="3"))
+    assert held.task_names == ["3"] and len(held.x) == 183
+    with pytest.raises(Exception, match="toy regression"):
+        load_labelled_and_holdout(HyperGANConfig(dataset="cubic", classifier="auto", holdout="1"))
+
+
 def test_the_default_score_is_the_documented_one():
     """complexity_png for images under a Bernoulli likelihood; for continuous data typicality+kl_u
     (HyperVAE) or neg_elbo (models without u); docs/outliers.md says so."""

@@ -46,8 +46,14 @@ from .protocol import protocol_config
 from .report import add_output_options, command_line, label, log, read_reports, write_outputs
 from .runs import train_or_reuse
 
+# HyperGAN's settings per column (the rest HyperGANConfig's defaults): the image pairs as
+# ``reproduce hypergan-ood`` (lr chosen on MNIST-5k's validation, lr_choice_mnist5k.md; used
+# for Fashion-MNIST as well), the held-out columns at digits' validation choice (lr_choice_digits.md)
+HYPERGAN_IMAGES = {"nets_per_step": 10, "lr": 1e-4, "disc_lr": 1e-4, "log_every": 100}
+HYPERGAN_VECTORS = {"lr": 1e-3, "disc_lr": 1e-3}
+
 # the scores drawn as histograms, normal against outliers
-PLOT_SCORES = ("neg_elbo", "kl_u", "complexity", "typicality")
+PLOT_SCORES = ("neg_elbo", "kl_u", "complexity", "typicality", "entropy")
 # the combinations tried on validation (z-values summed over the reference)
 COMBINATIONS = ("typicality+kl_u", "typicality+complexity", "complexity+kl_u", "neg_elbo+complexity")
 
@@ -114,7 +120,72 @@ def _point_sets(col: Column, data: TaskDataset, held: Optional[TaskDataset], see
 
 
 def score_column(col: Column, kind: str, seed: int, args) -> dict:
-    """Train or reuse one model on a column's normal data and score its validation and test sets."""
+    """Train or reuse one model on a column's normal data and score its validation and test sets:
+    HyperVAE's family by ``score_hypervae_column``, HyperGAN by ``score_hypergan_column``."""
+    return COLUMN_SCORERS.get(kind, score_hypervae_column)(col, kind, seed, args)
+
+
+def _metrics(result: dict, split: str, scores: Dict[str, torch.Tensor], n_normal: int, n_out: int,
+             ref_scores: Dict[str, np.ndarray], hist: dict) -> None:
+    """Fill result["scores"][name][split] with AUC and FPR at 95% TPR of each score (the first
+    ``n_normal`` points normal, the next ``n_out`` outliers); keep the test histograms."""
+    y = np.r_[np.zeros(n_normal, bool), np.ones(n_out, bool)]
+    for name, v in scores.items():
+        v = v.numpy()
+        threshold = float(np.percentile(ref_scores[name], 95)) if name in ref_scores else float("inf")
+        m = detection_metrics(v, y, threshold)
+        result["scores"].setdefault(name, {})[split] = {"auc": m["auc"], "fpr95": m["fpr95"]}
+        if split == "test":
+            hist[name] = (v[:n_normal], v[n_normal:])
+    result[f"{split}_points"] = [n_normal, n_out]
+
+
+def score_hypergan_column(col: Column, kind: str, seed: int, args) -> dict:
+    """HyperGAN (a classifier of the normal data's tasks, as classes): the entropy and variance of
+    ``args.hypergan_members`` generated networks' softmax, on point sets drawn as HyperVAE's
+    (grey levels, never binarized: HyperGAN's inputs)."""
+    from ..hypergan import HyperGANConfig, load_labelled_and_holdout, member_outputs, uncertainty_scores
+    from .hypergan import train_or_reuse as train_or_reuse_hypergan
+
+    settings = HYPERGAN_IMAGES if col.outliers else HYPERGAN_VECTORS
+    config = HyperGANConfig(dataset=col.normal, seed=seed, val_fraction=args.val_fraction, holdout=str(col.holdout or ""),
+                            steps=args.hypergan_steps, pretrain_steps=min(200, args.hypergan_steps),
+                            checkpoint_every=max(1, min(200, args.hypergan_steps)), **settings)
+    runs = Path(args.runs) / (col.normal if col.outliers else f"{col.normal}-holdout-{col.holdout}")
+    data, method, _ = train_or_reuse_hypergan(config, str(runs), not args.no_progress)
+    _, held = load_labelled_and_holdout(config)
+    g = torch.Generator().manual_seed(seed)
+    per = args.normal_points
+
+    def normal(split: str) -> torch.Tensor:
+        s = data.split(split)
+        return torch.cat([_pick(s.x[s.y == c], per, g) for c in range(data.num_classes)])
+
+    test_n, val_n = normal("test"), normal("val")
+    if col.outliers:
+        other = load_dataset(col.outliers, binarization="none", seed=seed)
+        test_o = _pick(other.x[other.mask("test")].float(), int(round(0.25 * len(test_n))), g)
+        val_o = _pick(other.x[other.mask("train")].float(), int(round(0.25 * len(val_n))), g)
+    else:
+        test_o, val_o = held.x[held.mask("test")].float(), held.x[held.mask("train")].float()
+    train = data.split("train").x
+    reference = _pick(train, args.reference_points, g)
+    k = method.available(args.hypergan_members)
+
+    def scores(x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        return uncertainty_scores(member_outputs(method, x, k, seed=seed).softmax(-1))
+
+    ref = {n: v.numpy() for n, v in scores(reference).items()}
+    result = {"column": col.key, "model": kind, "seed": seed, "run": str(runs), "members": k, "scores": {}}
+    hist: dict = {}
+    for split, (a, b) in {"val": (val_n, val_o), "test": (test_n, test_o)}.items():
+        _metrics(result, split, scores(torch.cat([a, b])), len(a), len(b), ref, hist)
+    log(f"{col.key} {kind} seed {seed}: " + ", ".join(f"{n} {r['test']['auc']:.1f}" for n, r in result["scores"].items()))
+    return result | {"_hist": hist}
+
+
+def score_hypervae_column(col: Column, kind: str, seed: int, args) -> dict:
+    """HyperVAE, the pooled VAE or MetaVAE: every score of ``evaluation.outliers`` it has."""
     config, out, data, held = _config_and_run(col, kind, seed, args)
     model, *_ = train_or_reuse(config, data, out, not args.no_progress)
     model.eval()
@@ -127,17 +198,18 @@ def score_column(col: Column, kind: str, seed: int, args) -> dict:
     hist = {}
     for split in ("val", "test"):
         normal, outl = sets[split]
-        x = torch.cat([normal, outl])
-        y = np.r_[np.zeros(len(normal), bool), np.ones(len(outl), bool)]
-        s = outlier_scores(model, x, args.score_samples, reference=ref, combinations=combos)
-        for name, v in s.items():
-            m = detection_metrics(v.numpy(), y, float(np.percentile(ref.scores[name], 95)) if name in ref.scores else float("inf"))
-            result["scores"].setdefault(name, {})[split] = {"auc": m["auc"], "fpr95": m["fpr95"]}
-            if split == "test":
-                hist[name] = (v[: len(normal)].numpy(), v[len(normal):].numpy())
-        result[f"{split}_points"] = [len(normal), len(outl)]
+        s = outlier_scores(model, torch.cat([normal, outl]), args.score_samples, reference=ref, combinations=combos)
+        _metrics(result, split, s, len(normal), len(outl), ref.scores, hist)
     log(f"{col.key} {kind} seed {seed}: " + ", ".join(f"{n} {r['test']['auc']:.1f}" for n, r in result["scores"].items()))
     return result | {"_hist": hist}
+
+
+# the models scored by a function of their own (the rest: HyperVAE's family)
+COLUMN_SCORERS = {"hypergan": score_hypergan_column}
+
+
+def _label(kind: str) -> str:
+    return "HyperGAN" if kind == "hypergan" else label(kind)
 
 
 def _mean_sd(v: List[float]) -> str:
@@ -159,7 +231,7 @@ def outliers_markdown(report: dict) -> str:
         for c in cols:
             mine = [r["scores"][score]["test"] for r in results if r["column"] == c and r["model"] == kind and score in r["scores"]]
             cells.append(f"{_mean_sd([m['auc'] for m in mine])} / {_mean_sd([m['fpr95'] for m in mine])}" if mine else "-")
-        lines.append(f"| {label(kind)} | {score} | " + " | ".join(cells) + " |")
+        lines.append(f"| {_label(kind)} | {score} | " + " | ".join(cells) + " |")
     lines += ["", "**Chosen on validation** (per column and seed, the score with the best validation AUC; its test AUC):", "",
               "| model | " + " | ".join(cols[c]["title"] for c in cols) + " |", "|---|" + "---|" * len(cols)]
     for kind in report["models"]:
@@ -171,7 +243,7 @@ def outliers_markdown(report: dict) -> str:
                 continue
             picks = [max(r["scores"], key=lambda s: r["scores"][s]["val"]["auc"]) for r in mine]
             cells.append(f"{_mean_sd([r['scores'][p]['test']['auc'] for r, p in zip(mine, picks)])} ({', '.join(sorted(set(picks)))})")
-        lines.append(f"| {label(kind)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {_label(kind)} | " + " | ".join(cells) + " |")
     names = sorted({n for row in report["validation_ranking"] for n in row["scores"]})
     lines += ["", "**Validation AUC, mean over the columns of one kind of data** (each column's mean over its seeds; how the "
               "default score is chosen; the best of each row in bold):", "",
@@ -179,9 +251,12 @@ def outliers_markdown(report: dict) -> str:
     for row in report["validation_ranking"]:
         best = max(row["scores"], key=row["scores"].get)
         cells = [("**{:.1f}**" if n == best else "{:.1f}").format(row["scores"][n]) if n in row["scores"] else "-" for n in names]
-        lines.append(f"| {label(row['model'])} | {', '.join(row.get('columns', []))} | " + " | ".join(cells) + " |")
-    lines += ["", "Scores: " + "; ".join(f"`{n}`: {SCORES[n].formula}" for n in report["score_names"] if n in SCORES) +
-              "; `A+B`: the z-values of A and B (standardised on the reference of normal training points) summed.", "",
+        lines.append(f"| {_label(row['model'])} | {', '.join(row.get('columns', []))} | " + " | ".join(cells) + " |")
+    lines += ["", "Scores: " + "".join(f"`{n}`: {SCORES[n].formula}; " for n in report["score_names"] if n in SCORES) +
+              "`A+B`: the z-values of A and B (standardised on the reference of normal training points) summed" +
+              ("; HyperGAN's `entropy`: of the mean softmax of its generated networks, `variance`: of their softmax across "
+               "networks, averaged over classes (HyperGAN's settings: experiments.outliers.HYPERGAN_IMAGES, HYPERGAN_VECTORS)"
+               if "hypergan" in report["models"] else "") + ".", "",
               "Points: " + "; ".join(f"{cols[c]['title']}: {cols[c]['points']}" for c in cols), "",
               f"Command: `{report['command']}`" if report["command"] else ""]
     if report.get("merged"):
@@ -230,7 +305,7 @@ def _plot(hists: Dict[str, Dict[str, tuple]], cols: Dict[str, Column], path: Pat
     column, one panel per score of ``PLOT_SCORES``."""
     plt = pyplot()
     have = {n for h in hists.values() for n in h}
-    names = [n for n in PLOT_SCORES if n in have]
+    names = [n for n in PLOT_SCORES if n in have] or sorted(have)
     fig, axes = plt.subplots(len(hists), len(names), figsize=(3.0 * len(names), 2.3 * len(hists)), squeeze=False)
     for i, (key, h) in enumerate(hists.items()):
         for j, name in enumerate(names):
@@ -259,7 +334,8 @@ class Outliers:
     def add_arguments(p: argparse.ArgumentParser) -> None:
         p.add_argument("--columns", nargs="+", default=list(columns("3", "HCP")),
                        help="problems (default all): fashion-mnist:mnist5k mnist5k:fashion-mnist digits:holdout alloys:holdout")
-        p.add_argument("--models", nargs="+", default=["hypervae", "vae", "metavae"], help="models (default hypervae vae metavae)")
+        p.add_argument("--models", nargs="+", default=["hypervae", "vae", "metavae", "hypergan"],
+                       help="models (default hypervae vae metavae hypergan; HyperGAN: its entropy and variance scores)")
         p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
         p.add_argument("--digit", default="3", help="the digit held out in digits:holdout (default 3)")
         p.add_argument("--phase", default="HCP", help="the phase held out in alloys:holdout (default HCP)")
@@ -269,6 +345,8 @@ class Outliers:
         p.add_argument("--normal-points", type=int, default=200, help="normal test (and validation) points per task (at most)")
         p.add_argument("--reference-points", type=int, default=1000, help="normal training points in the reference")
         p.add_argument("--score-samples", type=int, default=8, help="z samples in the negative ELBO")
+        p.add_argument("--hypergan-members", type=int, default=100, help="generated networks behind HyperGAN's scores (default 100)")
+        p.add_argument("--hypergan-steps", type=int, default=2000, help="HyperGAN's training steps, every column (default 2,000, as hypergan-ood)")
         p.add_argument("--runs", default="runs/outliers", help="where the models are trained or reused")
         add_output_options(p, "docs/results/outliers", "outliers", "file stem (default outliers)", "other columns, models or seeds")
 

@@ -38,6 +38,8 @@ class HyperGANConfig:
     seed: int = _num(0, 0, "seed of the split, the initialisation and the training draws")
     test_fraction: float = _num(0.2, 0.0, "fraction of each class held out for test (when the data has no split)", 1.0)
     val_fraction: float = _num(0.1, 0.0, "fraction of each class's training points held out for validation", 1.0)
+    holdout: str = field(default="", metadata={"help": "a class left out of every split (its name or index; empty: none): "
+                                                       "its points are the outliers of `reproduce outliers`"})
     classifier: str = _choice("auto", lambda: ["auto"] + CLASSIFIERS.names(),
                               "target network: auto = conv for 28x28 images, regression for cubic, mlp otherwise")
     hidden: int = _num(128, 1, "hidden units of the mlp classifier (200 for regression)")

@@ -9,13 +9,13 @@ regression); one ``Split`` per train / val / test.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import torch
 from torch import Tensor
 
 from ..data.sources import load_dataset
-from ..data.tasks import DataError
+from ..data.tasks import DataError, TaskDataset
 from .config import HyperGANConfig
 
 
@@ -75,15 +75,26 @@ def cubic(n: int = 20, seed: int = 0, noise: float = 3.0) -> LabelledData:
 
 def load_labelled(config: HyperGANConfig) -> LabelledData:
     """The config's data: ``cubic``, or a registered dataset / ``.npz`` whose tasks are the classes
-    (grey levels scaled to [0, 1], never binarized)."""
+    (grey levels scaled to [0, 1], never binarized), without the class ``config.holdout``."""
+    return load_labelled_and_holdout(config)[0]
+
+
+def load_labelled_and_holdout(config: HyperGANConfig) -> "tuple[LabelledData, Optional[TaskDataset]]":
+    """(the config's labelled data, the held-out class as a one-task ``TaskDataset`` with its
+    train / test split, or None when ``config.holdout`` is empty)."""
     if config.dataset == "cubic":
-        return cubic(seed=config.seed)
+        if config.holdout:
+            raise DataError("the toy regression has no classes to hold out; leave holdout empty")
+        return cubic(seed=config.seed), None
     tasks = load_dataset(config.dataset, binarization="none", seed=config.seed, test_fraction=config.test_fraction,
                          val_fraction=config.val_fraction)
+    held = None
+    if config.holdout:
+        tasks, held = tasks.without_task(config.holdout)
     if tasks.num_tasks < 2:
         raise DataError(f"{config.dataset} has {tasks.num_tasks} class; a classifier needs at least two ('task' holds the class label)")
     splits = {}
     for name in ("train", "val", "test"):
         m = tasks.mask(name)
         splits[name] = Split(tasks.x[m].float(), tasks.task[m].long())
-    return LabelledData(tasks.name, tuple(tasks.x_shape), list(tasks.task_names), splits, dict(tasks.info))
+    return LabelledData(tasks.name, tuple(tasks.x_shape), list(tasks.task_names), splits, dict(tasks.info)), held
