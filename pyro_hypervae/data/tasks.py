@@ -148,6 +148,14 @@ class TaskDataset:
         held.task_names = [self.task_names[t]]
         return rest, held
 
+    def sampler(self, tasks_per_batch: int, points_per_task: int, split: str = "train",
+                generator: Optional[torch.Generator] = None):
+        """Random task batches of this data for SVI (``data.batches.TaskSampler``): ``.sample()`` ->
+        (x (T, N) + x_shape, task_idx (T,)); its ``generator`` is saved in checkpoints."""
+        from .batches import TaskSampler  # batches builds on this module
+
+        return TaskSampler(self, tasks_per_batch, points_per_task, split, generator)
+
     def counts(self, split: str = "train") -> List[int]:
         return [len(self.points(t, split)) for t in range(self.num_tasks)]
 

@@ -28,7 +28,6 @@ from torch import nn
 
 from ..checkpoint import CHECKPOINT_FILE, CONFIG_FILE, DATA_FILE, HISTORY_FILE, load_checkpoint, run_lock, save_atomic, write_json_atomic
 from ..config import Config
-from ..data.batches import TaskSampler
 from ..data.tasks import TaskDataset, check_run_data
 from .elbo import MDLELBO
 from .svi import svi_loop
@@ -57,7 +56,7 @@ def _fit(model, data, config, out_dir, resume, progress) -> List[dict]:
     t = config.train
     out = Path(out_dir) if out_dir is not None else None
     pyro.set_rng_seed(config.seed)
-    sampler = TaskSampler(data, t.tasks_per_batch, t.points_per_task, generator=torch.Generator().manual_seed(config.seed))
+    sampler = data.sampler(t.tasks_per_batch, t.points_per_task, generator=torch.Generator().manual_seed(config.seed))
     elbo = MDLELBO(beta=t.beta, u_kl_scale=t.u_kl_scale, task_sizes=data.counts("train"),
                    num_particles=t.num_particles, vectorize_particles=t.num_particles > 1)
     optim = torch.optim.Adam(model.parameters(), lr=t.lr, betas=(0.9, 0.999), foreach=True)
