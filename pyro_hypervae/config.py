@@ -95,6 +95,9 @@ class TrainConfig:
     on_divergence: str = _setting("warn", "when the loss grows by orders of magnitude: warn and go on, stop "
                                           "(the last checkpoint kept), or lower_lr (divide the learning rate by 10)",
                                   choices=("warn", "stop", "lower_lr"))
+    on_nonfinite: str = _setting("stop", "when a loss or gradient is NaN or infinite: stop (the last checkpoint kept, the "
+                                         "offending parameters named) or skip the step (nothing applied; stops after 10 "
+                                         "in a row)", choices=("stop", "skip"))
 
 
 @dataclass

@@ -1,8 +1,10 @@
 """The one SVI loop, used by ``fit`` (a whole model) and ``refit`` (parts of one).
 
 Each step draws a task batch, takes the gradient of the ELBO's differentiable
-loss and steps the optimiser. A non-finite loss stops the loop at the step it
-happens, before anything of that step is applied. A loss that grows by orders
+loss and steps the optimiser. A non-finite loss or gradient stops the loop at
+the step it happens, before anything of that step is applied, naming the
+parameters whose gradient is not finite (``on_nonfinite="stop"``), or the step
+is skipped (``"skip"``; ``MAX_SKIPPED`` in a row stop it). A loss that grows by orders
 of magnitude (``DivergenceWatch``) is reported at the step it is noticed, and
 then, by ``on_divergence``, training goes on (``warn``), stops (``stop``,
 ``DivergenceError``) or goes on at a tenth of the learning rate (``lower_lr``). While it runs the model is in
@@ -35,6 +37,20 @@ class DivergenceError(NonFiniteLossError):
 
 
 ON_DIVERGENCE = ("warn", "stop", "lower_lr")
+ON_NONFINITE = ("stop", "skip")
+MAX_SKIPPED = 10  # non-finite steps in a row that on_nonfinite="skip" tolerates
+
+
+def nonfinite_gradients(module: nn.Module) -> list:
+    """Names of ``module``'s parameters whose gradient holds a NaN or an infinity (one fused
+    norm over all gradients first: the names are only looked up when something is wrong)."""
+    named = [(n, p.grad) for n, p in module.named_parameters() if p.grad is not None]
+    if not named:
+        return []
+    norms = torch._foreach_norm([g for _, g in named])
+    if bool(torch.stack(norms).isfinite().all()):
+        return []
+    return [n for (n, _), v in zip(named, norms) if not bool(v.isfinite())]
 
 
 class DivergenceWatch:
@@ -92,6 +108,7 @@ def svi_loop(
     progress: bool = False,
     desc: str = "svi",
     on_divergence: str = "warn",
+    on_nonfinite: str = "stop",
 ) -> None:
     """Steps ``start + 1 .. steps`` of SVI on ``model.model`` and ``model.guide``.
 
@@ -106,10 +123,28 @@ def svi_loop(
         on_divergence: ``warn`` (say so once, go on), ``stop`` (raise
             ``DivergenceError`` before the step is applied) or ``lower_lr``
             (divide every learning rate by 10, say so, go on).
+        on_nonfinite: a NaN or infinite loss or gradient: ``stop`` (raise
+            ``NonFiniteLossError`` naming the step and the parameters) or
+            ``skip`` (apply nothing of that step, say so, go on; ``MAX_SKIPPED``
+            in a row raise).
     """
     if on_divergence not in ON_DIVERGENCE:
         raise ValueError(f"on_divergence must be one of {ON_DIVERGENCE}, got {on_divergence!r}")
-    watch, warned = DivergenceWatch(), False
+    if on_nonfinite not in ON_NONFINITE:
+        raise ValueError(f"on_nonfinite must be one of {ON_NONFINITE}, got {on_nonfinite!r}")
+    watch, warned, skipped = DivergenceWatch(), False, 0
+
+    def nonfinite(step: int, what: str) -> bool:
+        """True: skip this step; raises when the run must stop."""
+        nonlocal skipped
+        skipped += 1
+        if on_nonfinite == "stop" or skipped >= MAX_SKIPPED:
+            many = f" ({skipped} steps in a row)" if skipped > 1 else ""
+            raise NonFiniteLossError(f"{what} at step {step + 1}{many}; {advice()}")
+        tqdm.write(f"warning: {what} at step {step + 1}: step skipped, nothing applied (on_nonfinite=skip)", file=sys.stderr)
+        optim.zero_grad()
+        return True
+
     model_fn, guide_fn = (wrap(model.model), wrap(model.guide)) if wrap else (model.model, model.guide)
     bar = tqdm(range(start, steps), desc=desc, disable=not progress, initial=start, total=steps)
     record_theta, model.record_theta = model.record_theta, False  # the deterministic "theta" site is for inspection
@@ -120,8 +155,8 @@ def svi_loop(
                 x, task_idx = next_batch()
                 loss = elbo.differentiable_loss(model_fn, guide_fn, x, task_idx)
                 value = loss.item()
-                if not math.isfinite(value):
-                    raise NonFiniteLossError(f"loss is {value} at step {step + 1}; {advice()}")
+                if not math.isfinite(value) and nonfinite(step, f"loss is {value}"):
+                    continue
                 if watch.update(value) and not (warned and on_divergence == "warn"):
                     what = (f"the loss is diverging at step {step + 1}: its running mean rose from {watch.best:.4g} to "
                             f"{watch.mean:.4g} (this step: {value:.4g})")
@@ -139,6 +174,11 @@ def svi_loop(
                     tqdm.write(f"warning: {what}", file=sys.stderr)
                 optim.zero_grad()
                 loss.backward()
+                bad = nonfinite_gradients(model)
+                if bad and nonfinite(step, f"the gradient of {', '.join(bad[:5])}{' and more' if len(bad) > 5 else ''} "
+                                           f"is not finite (the loss {value:.4g} is)"):
+                    continue
+                skipped = 0
                 optim.step()
                 if on_step is not None:
                     on_step(step + 1, value, x, task_idx, bar)
