@@ -296,6 +296,13 @@ class Config:
     def validate(self) -> "Config":
         """Raise ``ValueError`` naming every setting out of range or not registered."""
         d, h, t = self.data, self.hyper, self.train
+        for short in PATHS:  # a number where a number belongs (a config file can hold anything)
+            default, value = setting_default(short), self.get(short)
+            if isinstance(default, (int, float)) and not isinstance(default, bool):
+                kind = "an integer" if isinstance(default, int) else "a number"
+                ok = isinstance(value, int) if isinstance(default, int) else isinstance(value, (int, float))
+                if not ok or isinstance(value, bool):
+                    raise ValueError(f"invalid config value: {short}={value!r} must be {kind}")
         hints = {}
         for short in PATHS:
             choices, value = setting_choices(short), self.get(short)
@@ -307,6 +314,8 @@ class Config:
         for k, v in sizes.items():
             if not v >= 1:
                 hints[k] = " (a size: must be at least 1)"
+        if t.steps < 1:
+            hints["steps"] = " (a run trains at least 1 step)"
         if not all(w >= 1 for w in n.hidden):
             hints["hidden"] = " (every hidden width must be at least 1)"
         checks |= {k: v >= 1 for k, v in sizes.items()}
@@ -314,7 +323,7 @@ class Config:
             "hidden": all(w >= 1 for w in n.hidden),
             "test_fraction": 0 <= d.test_fraction < 1,
             "val_fraction": 0 <= d.val_fraction < 1,
-            "steps": t.steps >= 0,
+            "steps": t.steps >= 1,
             "lr": 0 < t.lr < float("inf"),
             "perturbation": h.perturbation >= 0,
             "beta": t.beta >= 0,

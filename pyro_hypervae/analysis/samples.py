@@ -19,6 +19,8 @@ def sample_task(model, data: TaskDataset, task: int, n: int = 64, generator: tor
     points), z ~ N(0, I): the likelihood's mean given z (pixel probabilities for
     Bernoulli data; ``noise=False``), or x ~ p(x | z) itself, with the observation
     noise (``noise=True``). (n,) + x_shape, in the data's own units."""
+    if n < 1:
+        raise ValueError(f"the number of draws (--n) must be at least 1, got {n}")
     task = data.task_index(task)
     theta = model.task_theta(data.points(task, "train").unsqueeze(0), torch.tensor([task]))
     z = torch.randn((1, n, model.target.z_dim), generator=generator)

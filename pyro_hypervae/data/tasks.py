@@ -44,6 +44,13 @@ class TaskDataset:
             self.is_val = torch.zeros_like(self.is_train)
         if bool((self.is_train & self.is_val).any()):
             raise DataError("a point cannot be both a training and a validation point")
+        n = len(self.x)
+        if not (len(self.task) == len(self.is_train) == len(self.is_val) == n):
+            raise DataError(f"{self.name}: x has {n} points but task, is_train and is_val have "
+                            f"{len(self.task)}, {len(self.is_train)} and {len(self.is_val)}; give one entry per point")
+        if n and (int(self.task.min()) < 0 or int(self.task.max()) >= len(self.task_names)):
+            raise DataError(f"{self.name}: task indices run from {int(self.task.min())} to {int(self.task.max())}, "
+                            f"but there are {len(self.task_names)} task names; each index must be in [0, {len(self.task_names)})")
 
     @classmethod
     def from_numpy(cls, x: np.ndarray, task: np.ndarray, is_train: np.ndarray, task_names, name: str, info: Dict) -> "TaskDataset":

@@ -89,6 +89,8 @@ def evaluate(model, data: TaskDataset, split: str = "test", num_samples: int = 1
         raise ValueError(f"summary must be one of {list(SUMMARIES)}, got {summary!r}")
     if draws < 1:
         raise ValueError(f"draws must be >= 1, got {draws}")
+    if num_samples < 1:
+        raise ValueError(f"the importance samples (--eval-samples) must be at least 1, got {num_samples}")
     model.eval()
     one_theta = summary == "all" or model.u_dim == 0
     g = torch.Generator().manual_seed(seed)

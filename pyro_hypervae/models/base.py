@@ -82,6 +82,9 @@ class TargetHierarchy(nn.Module):
             raise ValueError(
                 f"expected a task batch shaped (tasks, points) + {want}, got {tuple(x.shape)}"
             )
+        if x.is_floating_point() and not bool(x.isfinite().all()):
+            raise ValueError(f"the task batch holds {int((~x.isfinite()).sum())} NaN or infinite values; "
+                             "clean the data (the loaders refuse them) before it reaches the model")
 
     # -- what evaluation asks ---------------------------------------------
     def task_theta(self, x_summary: Tensor, task_idx: Optional[Tensor] = None) -> Params:  # pragma: no cover - abstract
