@@ -281,6 +281,43 @@ def test_score_command_default_and_choices(tiny_npz, tmp_path, capsys):
         assert "likelihood paradox" in r["warnings"][0] and "likelihood paradox" in capsys.readouterr().err
 
 
+def test_score_with_task_labels(tiny_npz, tmp_path, capsys):
+    """--task-labels: each point under its own task's model, by hand; labels checked."""
+    from pyro_hypervae.evaluation.metrics import point_metrics
+    from pyro_hypervae.models import load_run
+
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", str(tiny_npz / "tiny.npz"), "--out", str(run), "--steps", "30",
+                 "--z-dim", "2", "--no-progress", "--tasks-per-batch", "2", "--points-per-task", "8"]) == 0
+    _, data, model = load_run(run)
+    x = torch.cat([data.points(0, "test"), data.points(1, "test")])
+    labels = np.r_[np.zeros(len(data.points(0, "test")), int), np.ones(len(data.points(1, "test")), int)]
+    pts = tmp_path / "labelled.npz"
+    np.savez(pts, x=x.numpy(), task=labels)
+    out = tmp_path / "s.json"
+    assert main(["score", "--run", str(run), "--data", str(pts), "--out", str(out), "--task-labels", "--samples", "4"]) == 0
+    r = json.loads(out.read_text())
+    assert r["score"] == "neg_elbo" and r["task_labels"] and r["tasks"] == [data.task_names[t] for t in labels]
+    # by hand: the first task's points under the theta decoded from its training points (same seed, same draws)
+    torch.manual_seed(0)
+    theta = model.task_theta(data.points(0, "train").unsqueeze(0), torch.tensor([0]))
+    by_hand = point_metrics(model, x[labels == 0], theta, 4)["neg_elbo"]
+    assert np.allclose(np.array(r["scores"])[labels == 0], by_hand.numpy(), atol=1e-4)
+    # swapped labels: each point under the other task's model scores worse on average
+    np.savez(pts, x=x.numpy(), task=1 - labels)
+    assert main(["score", "--run", str(run), "--data", str(pts), "--out", str(out), "--task-labels", "--samples", "4"]) == 0
+    assert np.mean(json.loads(out.read_text())["scores"]) > np.mean(r["scores"])
+    for name in ("typicality", "complexity"):
+        assert main(["score", "--run", str(run), "--data", str(pts), "--out", str(out), "--task-labels", "--score", name]) == 0
+    for bad, msg in (({"task": np.full(len(x), 7)}, "task '7' in"), ({"task": labels[:3]}, "one label per point"), ({}, "has no array 'task'")):
+        np.savez(pts, x=x.numpy(), **bad)
+        assert main(["score", "--run", str(run), "--data", str(pts), "--out", str(out), "--task-labels"]) == 2
+        assert msg in capsys.readouterr().err
+    np.savez(pts, x=x.numpy(), task=labels)
+    assert main(["score", "--run", str(run), "--data", str(pts), "--out", str(out), "--task-labels", "--score", "kl_u"]) == 2
+    assert "drop --task-labels" in capsys.readouterr().err
+
+
 def test_reproduce_outliers_tiny(tmp_path):
     """The one-command table at tiny size: rows per model x score, the validation choice, histograms."""
     out = tmp_path / "res"

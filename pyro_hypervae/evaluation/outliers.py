@@ -50,7 +50,7 @@ import bz2
 import io
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Tuple, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -210,6 +210,47 @@ def score_reference(model, x_train: Tensor, num_samples: int = 8, chunk: int = 1
     if "neg_elbo" in ref.scores:
         ref.scores["typicality"] = np.abs(ref.scores["neg_elbo"] - ref.mean("neg_elbo"))
     return ref
+
+
+# the scores of points scored under their own task's model (``labelled_scores``)
+LABELLED_SCORES = ("neg_elbo", "complexity", "complexity_png", "typicality")
+
+
+@torch.no_grad()
+def labelled_scores(model, data, x: Tensor, tasks: Tensor, num_samples: int = 8,
+                    reference_points: int = 1000) -> Tuple[Dict[str, Tensor], Dict[str, np.ndarray]]:
+    """Points x (n,) + x_shape, each scored under the model of its own task ``tasks`` (n,)
+    (indices of ``data``'s tasks): theta_t decoded from task t's training points, as
+    ``evaluate`` does; "is x an outlier *of task t*?". Scores: ``neg_elbo``, the complexity
+    scores for images under a discrete likelihood, and ``typicality`` against task t's own
+    training points (at most ``reference_points`` of each task).
+
+    Returns (scores {name: (n,)}, reference {name: the same scores of the tasks' training points})."""
+    from .metrics import point_metrics
+
+    model.eval()
+    images = "complexity" in available_scores(model)
+    scores = {n: torch.zeros(len(x)) for n in LABELLED_SCORES if images or not n.startswith("complexity")}
+    reference: Dict[str, list] = {n: [] for n in scores}
+    for t in tasks.unique().tolist():
+        rows = tasks == t
+        train = data.points(t, "train")
+        theta = model.task_theta(train.unsqueeze(0), torch.tensor([t]))
+        ref_x = train[:reference_points]
+        mine = point_metrics(model, x[rows], theta, num_samples)["neg_elbo"]
+        ref = point_metrics(model, ref_x, theta, num_samples)["neg_elbo"]
+        for part, (v, pts) in {"x": (mine, x[rows]), "ref": (ref, ref_x)}.items():
+            out = {"neg_elbo": v, "typicality": (v - ref.mean()).abs()}
+            if images:
+                bits = v / math.log(2)
+                out["complexity"] = bits - compressed_bits(pts, "bz2")
+                out["complexity_png"] = bits - compressed_bits(pts, "png")
+            for n, val in out.items():
+                if part == "x":
+                    scores[n][rows] = val.float()
+                else:
+                    reference[n].append(val.double().numpy())
+    return scores, {n: np.concatenate(v) for n, v in reference.items()}
 
 
 def check_score_name(model, name: str) -> None:
