@@ -12,8 +12,10 @@ export OMP_NUM_THREADS=1
 R=docs/results/outliers
 $P --columns digits:holdout --models hypervae vae metavae --seeds 0 1 2 --name outliers_digits --no-progress
 $P --columns alloys:holdout --models hypervae vae metavae --seeds 0 1 2 --name outliers_alloys --no-progress
-# the image pairs as run so far (CPU time): Fashion-MNIST seeds 0-2, MNIST-5k seeds 0-1; MNIST-5k seed 2 (and MetaVAE on
-# the pairs) are still to run: --seeds 0 1 2 reuses the finished runs and trains the rest
+# the image pairs, 3 seeds each (MetaVAE on the pairs not run: about 100 CPU minutes a run under load)
 $P --columns fashion-mnist:mnist5k --models hypervae vae --seeds 0 1 2 --name outliers_fmnist --no-progress
-$P --columns mnist5k:fashion-mnist --models hypervae vae --seeds 0 1 --name outliers_mnist5k --no-progress
-$P --merge $R/outliers_fmnist.json $R/outliers_mnist5k.json $R/outliers_digits.json $R/outliers_alloys.json --name outliers
+$P --columns mnist5k:fashion-mnist --models hypervae vae --seeds 0 1 2 --name outliers_mnist5k --no-progress
+# HyperGAN's entropy and variance on the held-out columns (its image pairs not run yet: add the two columns here)
+$P --columns digits:holdout alloys:holdout --models hypergan --seeds 0 1 2 --name outliers_hypergan_holdout --no-progress
+$P --merge $R/outliers_fmnist.json $R/outliers_mnist5k.json $R/outliers_digits.json $R/outliers_alloys.json \
+  $R/outliers_hypergan_holdout.json --name outliers
