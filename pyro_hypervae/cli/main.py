@@ -10,9 +10,9 @@ import sys
 from ..checkpoint import CheckpointError
 from ..data.tasks import DataError
 from ..inference.svi import NonFiniteLossError
-from . import analysis, discover, hypergan, reproduce, run, score
+from . import analysis, discover, hypergan, reproduce, run, score, shards
 
-COMMANDS = (run, analysis, score, reproduce, hypergan, discover)
+COMMANDS = (run, analysis, score, reproduce, hypergan, discover, shards)
 
 
 def main(argv=None) -> int:
@@ -27,6 +27,11 @@ def main(argv=None) -> int:
     except (DataError, CheckpointError, NonFiniteLossError, ValueError, FileNotFoundError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except SystemExit as e:  # a command refusing with a message (not argparse: it exits before the try)
+        if isinstance(e.code, str):
+            print(f"error: {e.code}", file=sys.stderr)
+            return 2
+        raise
 
 
 def _no_abbreviations(parser: argparse.ArgumentParser) -> None:

@@ -5,7 +5,8 @@ Every model and guide puts the tasks in a Pyro plate at dim ``TASK_DIM`` (-2)
 and the points in a plate at ``POINT_DIM`` (-1), so a hyper-latent u has shape
 (..., T, 1, u_dim) and a target latent z (..., T, N, z_dim).
 
-* ``TaskSampler``: random task batches for SVI (``fit``, ``refit``);
+* ``TaskSampler`` (defined beside ``TaskDataset``, whose ``sampler`` builds it):
+  random task batches for SVI (``fit``, ``refit``);
 * ``task_batch``: every point of every task in one padded batch, with its mask.
 """
 
@@ -16,53 +17,10 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .tasks import DataError, TaskDataset
+from .tasks import TaskDataset, TaskSampler  # TaskSampler: the in-memory data's own batches
 
 TASK_DIM, POINT_DIM = -2, -1
 MAX_PLATE_NESTING = 2
-
-
-class TaskSampler:
-    """Draws task batches from a split: ``sample()`` -> (x (T, N) + x_shape, task_idx (T,)).
-
-    Tasks are drawn without replacement; points within a task without replacement
-    when the task has at least N of them, else with replacement. Sampling is
-    vectorised over tasks and seeded by ``generator``.
-    """
-
-    def __init__(self, data: TaskDataset, tasks_per_batch: int, points_per_task: int, split: str = "train", generator: Optional[torch.Generator] = None):
-        if tasks_per_batch < 1 or points_per_task < 1:
-            raise ValueError("tasks_per_batch and points_per_task must be >= 1")
-        self.data = data
-        self.T = min(tasks_per_batch, data.num_tasks)
-        self.N = points_per_task
-        self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
-        index_lists = []
-        for t in range(data.num_tasks):
-            idx = torch.nonzero(data.mask(split, t)).flatten()
-            if len(idx) == 0:
-                raise DataError(f"task {data.task_names[t]!r} has no {split} points; every task needs at least one")
-            index_lists.append(idx)
-        self.counts = torch.tensor([len(i) for i in index_lists])
-        self.index = torch.nn.utils.rnn.pad_sequence(index_lists, batch_first=True, padding_value=-1)
-
-    def sample(self):
-        g = self.generator
-        tasks = torch.randperm(self.data.num_tasks, generator=g)[: self.T]
-        counts = self.counts[tasks]  # (T,)
-        # without replacement: the N smallest random keys among each task's real points
-        keys = torch.rand(self.T, self.index.shape[1], generator=g)
-        keys[self.index[tasks] < 0] = float("inf")
-        order = keys.argsort(dim=1)
-        if self.N <= order.shape[1]:
-            order = order[:, : self.N]
-        else:
-            order = order[:, :1].expand(-1, self.N)
-        # with replacement, for tasks smaller than N
-        with_repl = (torch.rand(self.T, self.N, generator=g) * counts[:, None]).long()
-        pos = torch.where((counts >= self.N)[:, None], order, with_repl)
-        idx = self.index[tasks].gather(1, pos)
-        return self.data.x[idx], tasks
 
 
 def task_batch(data: TaskDataset, split: str = "train") -> tuple[Tensor, Tensor]:

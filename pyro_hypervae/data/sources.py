@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from ..registry import DATASETS
+from .shards import load_shards
 from .tasks import DataError, TaskDataset, binarize, per_task_split
 
 
@@ -122,10 +123,14 @@ def _digits(binarization: Optional[str], seed: int, test_fraction: float) -> Tas
 
 def load_dataset(name: str, binarization: Optional[str] = None, seed: int = 0, test_fraction: float = 0.2, val_fraction: float = 0.0) -> TaskDataset:
     """A registered dataset by name (``DATASETS``: digits, fashion-mnist,
-    mnist5k, alloys), or a path to an ``.npz``; with ``val_fraction`` of each
+    mnist5k, alloys), a path to an ``.npz``, or a path to a shard directory
+    (``index.json`` and its shards: a ``data.shards.ShardedTaskDataset``, streamed,
+    with the splits it was written with); with ``val_fraction`` of each
     task's training points held out for validation (``TaskDataset.with_validation``)."""
     if name in DATASETS:
         return DATASETS[name](binarization, seed, test_fraction).with_validation(val_fraction, seed)
+    if Path(name).is_dir():
+        return load_shards(name, binarization, seed, test_fraction, val_fraction)
     if name.endswith(".npz") or Path(name).exists():
         return load_npz(name, binarization or "none", seed, test_fraction).with_validation(val_fraction, seed)
-    raise DataError(f"unknown dataset {name!r}: use one of {DATASETS.names()} or a path to an .npz file")
+    raise DataError(f"unknown dataset {name!r}: use one of {DATASETS.names()}, a path to an .npz file or a shard directory (docs/data.md)")

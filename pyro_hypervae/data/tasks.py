@@ -159,12 +159,29 @@ class TaskDataset:
                 generator: Optional[torch.Generator] = None):
         """Random task batches of this data for SVI (``data.batches.TaskSampler``): ``.sample()`` ->
         (x (T, N) + x_shape, task_idx (T,)); its ``generator`` is saved in checkpoints."""
-        from .batches import TaskSampler  # batches builds on this module
-
         return TaskSampler(self, tasks_per_batch, points_per_task, split, generator)
 
+    # -- whole-split statistics (the same methods on streamed data, ``data.shards``) ------------
+    def iter_points(self, split: str = "all", chunk_points: int = 65536):
+        """The points of a split in chunks of at most ``chunk_points``: (n_chunk,) + x_shape each."""
+        yield from self.x[self.mask(split)].split(chunk_points)
+
+    def moments(self, split: str = "train") -> "tuple[Tensor, Tensor]":
+        """(mean, sd) of each value over the split's points, x_shape each; the sd divides by n."""
+        x = self.x[self.mask(split)]
+        return x.mean(0), x.std(0, unbiased=False)
+
+    def sample_points(self, max_points: int, split: str = "train", seed: int = 0) -> Tensor:
+        """At most ``max_points`` of the split's points: all of them when there are no more, else a
+        seeded random choice."""
+        x = self.x[self.mask(split)]
+        if len(x) <= max_points:
+            return x
+        return x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:max_points]]
+
     def counts(self, split: str = "train") -> List[int]:
-        return [len(self.points(t, split)) for t in range(self.num_tasks)]
+        """Points per task in a split, [n_0, ..., n_{T-1}]."""
+        return torch.bincount(self.task[self.mask(split)], minlength=self.num_tasks).tolist()
 
     def summary(self) -> str:
         val = f", val={self.counts('val')}" if bool(self.is_val.any()) else ""
@@ -172,6 +189,53 @@ class TaskDataset:
             f"{self.name}: {self.num_tasks} tasks, x_shape={self.x_shape}, "
             f"train points per task={self.counts('train')}{val}, test={self.counts('test')}"
         )
+
+
+class TaskSampler:
+    """Draws task batches from a split: ``sample()`` -> (x (T, N) + x_shape, task_idx (T,)).
+
+    Tasks are drawn without replacement; points within a task without replacement
+    when the task has at least N of them, else with replacement. Sampling is
+    vectorised over tasks and seeded by ``generator``.
+    """
+
+    def __init__(self, data: TaskDataset, tasks_per_batch: int, points_per_task: int, split: str = "train", generator: Optional[torch.Generator] = None):
+        if tasks_per_batch < 1 or points_per_task < 1:
+            raise ValueError("tasks_per_batch and points_per_task must be >= 1")
+        self.data = data
+        self.T = min(tasks_per_batch, data.num_tasks)
+        self.N = points_per_task
+        self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        # each task's points of the split, in ascending order, padded with -1: one stable sort, no loop over tasks
+        idx = torch.nonzero(data.mask(split)).flatten()
+        tasks = data.task[idx]
+        order = torch.argsort(tasks, stable=True)
+        idx, tasks = idx[order], tasks[order]
+        self.counts = torch.bincount(tasks, minlength=data.num_tasks)
+        empty = torch.nonzero(self.counts == 0).flatten()
+        if len(empty):
+            raise DataError(f"task {data.task_names[int(empty[0])]!r} has no {split} points; every task needs at least one")
+        starts = torch.cumsum(self.counts, 0) - self.counts
+        self.index = torch.full((data.num_tasks, int(self.counts.max())), -1, dtype=torch.long)
+        self.index[tasks, torch.arange(len(idx)) - starts[tasks]] = idx
+
+    def sample(self):
+        g = self.generator
+        tasks = torch.randperm(self.data.num_tasks, generator=g)[: self.T]
+        counts = self.counts[tasks]  # (T,)
+        # without replacement: the N smallest random keys among each task's real points
+        keys = torch.rand(self.T, self.index.shape[1], generator=g)
+        keys[self.index[tasks] < 0] = float("inf")
+        order = keys.argsort(dim=1)
+        if self.N <= order.shape[1]:
+            order = order[:, : self.N]
+        else:
+            order = order[:, :1].expand(-1, self.N)
+        # with replacement, for tasks smaller than N
+        with_repl = (torch.rand(self.T, self.N, generator=g) * counts[:, None]).long()
+        pos = torch.where((counts >= self.N)[:, None], order, with_repl)
+        idx = self.index[tasks].gather(1, pos)
+        return self.data.x[idx], tasks
 
 
 def check_run_data(run_dir, data: "TaskDataset") -> None:

@@ -69,7 +69,8 @@ def build_model(config: Config, data: TaskDataset) -> TargetHierarchy:
     pyro.set_rng_seed(config.seed)
     likelihood = resolve_likelihood(config, data)
     try:
-        make_likelihood(likelihood).check(data.x)
+        for chunk in data.iter_points("all"):  # in chunks: streamed data never sits in memory whole
+            make_likelihood(likelihood).check(chunk)
     except ValueError as e:
         raise ValueError(f"{data.name}: {e}") from None
     net = config.net
@@ -79,10 +80,9 @@ def build_model(config: Config, data: TaskDataset) -> TargetHierarchy:
     target = TARGETS[net.family].from_config(data.x_shape, likelihood, net)
     model = MODELS[config.model].from_config(config, target, data)
     if resolve_standardize(config, likelihood):
-        train = data.x[data.is_train]
-        scale = train.std(0, unbiased=False)
+        loc, scale = data.moments("train")
         # buffers of the model: saved in its checkpoint, restored with it, shared with its target
-        model.register_buffer("x_loc", train.mean(0))
+        model.register_buffer("x_loc", loc)
         model.register_buffer("x_scale", torch.where(scale > 1e-6, scale, torch.ones_like(scale)))
         target.standardize(model.x_loc, model.x_scale)
     return model
