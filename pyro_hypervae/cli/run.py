@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 import torch
@@ -14,21 +15,24 @@ from ..checkpoint import CHECKPOINT_FILE, CONFIG_FILE, write_json_atomic
 from ..config import Config
 from ..evaluation.metrics import SUMMARIES, evaluate, format_table
 from ..experiments.protocol import LENGTH_KEYS, settings_differences
+from ..inference import distributed
 from ..inference.train import fit
 from ..models.build import build_model, describe_setup, load_data, load_run, resolve_config
 from ..registry import DATASETS
 from .settings import add_setting_flags, config_from_args
 
 
-def train_run(config: Config, out: Path, resume: bool, progress: bool):
-    """Load the config's data, build its model, fit it into ``out``: (data, model)."""
+def train_run(config: Config, out: Path, resume: bool, progress: bool, over_processes: bool = False):
+    """Load the config's data, build its model, fit it into ``out``: (data, model).
+    ``over_processes``: one of torchrun's processes (only rank 0 prints)."""
+    say = print if distributed.is_main() else (lambda *a: None)
     data = load_data(config)
-    print(data.summary())
-    print(describe_setup(config, data))
+    say(data.summary())
+    say(describe_setup(config, data))
     config = resolve_config(config, data)
     model = build_model(config, data)
-    print("parameter counts:", model.param_counts())
-    fit(model, data, config, out_dir=out, resume=resume, progress=progress)
+    say("parameter counts:", model.param_counts())
+    fit(model, data, config, out_dir=out, resume=resume, progress=progress, distributed=over_processes)
     return data, model
 
 
@@ -58,8 +62,21 @@ def cmd_train(args) -> int:
             raise SystemExit(f"--resume continues the run in {out} with its own settings; these differ from it: "
                              + ", ".join(f"{k}: {a!r} in the run, {b!r} now" for k, (a, b) in changed.items())
                              + f". Only {', '.join(LENGTH_KEYS)} may change on resume; drop the other flags, or train a new run with another --out")
-    train_run(config, out, args.resume, not args.no_progress)
-    print(f"saved run to {out}")
+    # under torchrun (WORLD_SIZE > 1): one of the processes, on its share of each batch (docs/howto/distributed.md)
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    if processes > 1 and config.train.tasks_per_batch < processes:
+        raise SystemExit(f"{processes} processes (torchrun's WORLD_SIZE) share each batch's tasks, at least one each: "
+                         f"--tasks-per-batch is {config.train.tasks_per_batch}; raise it to {processes} or more, or "
+                         f"launch fewer processes (--nproc_per_node)")
+    over_processes = processes > 1 and distributed.setup()
+    main = distributed.is_main()
+    try:
+        train_run(config, out, args.resume, not args.no_progress, over_processes)
+    finally:
+        if over_processes:
+            distributed.teardown()
+    if main:
+        print(f"saved run to {out}" + (f" (trained over {processes} processes)" if over_processes else ""))
     return 0
 
 
@@ -67,7 +84,7 @@ def cmd_evaluate(args) -> int:
     config, data, model = load_run(args.run, dataset=args.dataset)
     if args.dataset:
         print(f"evaluating the run in {args.run} on {args.dataset} (not the data it was trained on), loaded as it loaded its own")
-    samples = args.eval_samples or config.eval.samples
+    samples = config.eval.samples if args.eval_samples is None else args.eval_samples
     result = evaluate(model, data, split=args.split, num_samples=samples, summary=args.summary, draws=args.draws, seed=args.seed)
     path = Path(args.run) / ("metrics.json" if not args.dataset else f"metrics_{Path(args.dataset).stem}.json")
     write_json_atomic(result, path, indent=2)

@@ -1,7 +1,8 @@
 """Stage 4, inference: the parts every model is built from and trained with.
 Priors p(u) (``PRIORS``), task encoders and u-guides q(u | D) (``TASK_ENCODERS``,
 ``U_GUIDES``), the MDL ELBO, the one SVI loop (``fit`` a whole model, ``refit``
-parts of one), and NUTS over u. Nothing here imports a model: models (stage 5)
+parts of one; ``fit`` also over torchrun's processes, ``distributed``),
+and NUTS over u. Nothing here imports a model: models (stage 5)
 compose these parts, and the loops take any model with ``model``, ``guide``
 and ``parts``."""
 

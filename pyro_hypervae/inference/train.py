@@ -7,6 +7,12 @@ writes the run directory (``checkpoint.py``): ``config.json`` at the start,
 ``checkpoint.pt`` every ``train.checkpoint_every`` steps and at the end (atomic),
 ``history.json`` at the end. ``resume=True`` continues from the checkpoint.
 
+Over several processes (``torchrun``; ``inference.distributed``) every rank
+draws the same global batch and trains on its share of the tasks, the
+gradients all-reduced; only rank 0 locks and writes the run directory and shows
+progress; every rank loads the checkpoint on resume. The logged numbers are the
+global batch's.
+
 The logged records (``history.json``, the checkpoint's ``history``):
 ``step``; ``loss`` and ``running_loss`` (an exponential moving average, weight
 0.02), the per-step loss in nats per point; ``data`` and ``kl_z``, the data
@@ -19,6 +25,7 @@ evaluated points instead); all from one draw on the step's batch.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import List, Optional
 
@@ -29,6 +36,7 @@ from torch import nn
 from ..checkpoint import CHECKPOINT_FILE, CONFIG_FILE, DATA_FILE, HISTORY_FILE, load_checkpoint, run_lock, save_atomic, write_json_atomic
 from ..config import Config
 from ..data.tasks import TaskDataset, check_run_data
+from . import distributed as dist_mod
 from .elbo import MDLELBO
 from .svi import svi_loop
 
@@ -40,25 +48,43 @@ def fit(
     out_dir: Optional[str | Path] = None,
     resume: bool = False,
     progress: bool = True,
+    distributed: Optional[bool] = None,
 ) -> List[dict]:
     """Train ``model`` for ``config.train.steps`` steps; returns the logged records.
 
     A non-finite loss raises ``NonFiniteLossError`` and leaves the last good
     checkpoint untouched. ``out_dir`` is locked while it is written
     (``checkpoint.run_lock``): a second process training into it is refused.
+
+    ``distributed``: train over the processes of a ``torch.distributed`` group
+    (``inference.distributed``; ``train.tasks_per_batch`` is the global batch).
+    None (the default): when a group of 2 or more processes is initialised;
+    True: join the group torchrun's environment describes, if not yet joined;
+    False: one process.
     """
-    with run_lock(out_dir):
-        return _fit(model, data, config, out_dir, resume, progress)
+    if distributed is None:
+        distributed = dist_mod.active()
+    elif distributed and not dist_mod.setup():
+        raise ValueError("fit(distributed=True) needs a torch.distributed process group: launch with torchrun "
+                         "(docs/howto/distributed.md) or call torch.distributed.init_process_group first")
+    if not distributed:
+        with run_lock(out_dir):
+            return _fit(model, data, config, out_dir, resume, progress)
+    with dist_mod.lock_on_main(out_dir):
+        return _fit(model, data, config, out_dir, resume, progress, distributed=True)
 
 
-def _fit(model, data, config, out_dir, resume, progress) -> List[dict]:
+def _fit(model, data, config, out_dir, resume, progress, distributed=False) -> List[dict]:
     config.validate()
     t = config.train
     out = Path(out_dir) if out_dir is not None else None
-    pyro.set_rng_seed(config.seed)
+    rank, world = (dist_mod.rank(), dist_mod.world_size()) if distributed else (0, 1)
+    main = rank == 0  # writes the run directory and shows progress
+    pyro.set_rng_seed(config.seed + rank)  # the ELBO's draws differ between ranks
     sampler = data.sampler(t.tasks_per_batch, t.points_per_task, generator=torch.Generator().manual_seed(config.seed))
     elbo = MDLELBO(beta=t.beta, u_kl_scale=t.u_kl_scale, task_sizes=data.counts("train"),
                    num_particles=t.num_particles, vectorize_particles=t.num_particles > 1)
+    shards = dist_mod.ShardedELBO(elbo, model, sampler.T) if distributed else None
     optim = torch.optim.Adam(model.parameters(), lr=t.lr, betas=(0.9, 0.999), foreach=True)
     history: List[dict] = []
     start = 0
@@ -73,25 +99,33 @@ def _fit(model, data, config, out_dir, resume, progress) -> List[dict]:
             sampler.generator.set_state(state["sampler_rng"])
             history = json.loads(state["history"])
             start = int(state["step"])
-        (out / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2))
-        write_json_atomic({"dataset": config.data.dataset, "fingerprint": data.fingerprint(), "points": len(data.x),
-                           "tasks": data.num_tasks, "x_shape": list(data.x_shape)}, out / DATA_FILE, indent=1)
+            if distributed:
+                _restore_rank_rng(state, config.seed, rank, world, start)
+        if distributed:
+            dist_mod.barrier()  # every rank has read the run directory before rank 0 writes to it
+        if main:
+            (out / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2))
+            write_json_atomic({"dataset": config.data.dataset, "fingerprint": data.fingerprint(), "points": len(data.x),
+                               "tasks": data.num_tasks, "x_shape": list(data.x_shape)}, out / DATA_FILE, indent=1)
 
     def checkpoint(step: int) -> None:
         if out is None:
             return
-        save_atomic(
-            {
-                "model": model.state_dict(),
-                "optim": optim.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-                "sampler_rng": sampler.generator.get_state(),
-                "history": json.dumps(history),
-                "step": step,
-                "config": json.dumps(config.to_dict()),
-            },
-            out / CHECKPOINT_FILE,
-        )
+        rank_rngs = dist_mod.all_rng_states() if distributed else None  # every rank takes part
+        if not main:
+            return
+        state = {
+            "model": model.state_dict(),
+            "optim": optim.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "sampler_rng": sampler.generator.get_state(),
+            "history": json.dumps(history),
+            "step": step,
+            "config": json.dumps(config.to_dict()),
+        }
+        if distributed:
+            state["torch_rng_ranks"] = rank_rngs
+        save_atomic(state, out / CHECKPOINT_FILE)
 
     running: Optional[float] = None
 
@@ -103,14 +137,16 @@ def _fit(model, data, config, out_dir, resume, progress) -> List[dict]:
             with torch.random.fork_rng(devices=[]):
                 terms = elbo.terms(model.model, model.guide, x, task_idx)
             n = terms.n_points
+            mean = shards.task_mean if distributed else (lambda v: v.mean().item())  # over the global batch
+            kl_u = mean(terms.kl_u)
             rec = {
                 "step": step,
                 "loss": value,
                 "running_loss": running,
-                "data": terms.data.mean().item() / n,
-                "kl_z": terms.kl_z.mean().item() / n,
-                "kl_u": terms.kl_u.mean().item(),
-                "kl_u_per_point": terms.kl_u.mean().item() / n,
+                "data": mean(terms.data) / n,
+                "kl_z": mean(terms.kl_z) / n,
+                "kl_u": kl_u,
+                "kl_u_per_point": kl_u / n,
             }
             history.append(rec)
             bar.set_postfix_str(f"loss {running:.2f} nats/point, kl_z {rec['kl_z']:.2f} nats/point, "
@@ -123,9 +159,31 @@ def _fit(model, data, config, out_dir, resume, progress) -> List[dict]:
         return (f"training stopped and the last good checkpoint ({last}) was kept. "
                 f"Try a lower lr (now {t.lr}) or check the data for extreme values.")
 
-    svi_loop(model, elbo, optim, sampler.sample, t.steps, start=start, on_step=on_step, advice=advice,
-             progress=progress, desc=f"train {model.name}", on_divergence=t.on_divergence)
+    if distributed:
+        svi_loop(model, shards, optim, lambda: shards.take(*sampler.sample()), t.steps, start=start, on_step=on_step,
+                 advice=advice, progress=progress and main, desc=f"train {model.name} ({world} processes)",
+                 on_divergence=t.on_divergence, on_nonfinite=t.on_nonfinite)
+    else:
+        svi_loop(model, elbo, optim, sampler.sample, t.steps, start=start, on_step=on_step, advice=advice,
+                 progress=progress, desc=f"train {model.name}", on_divergence=t.on_divergence, on_nonfinite=t.on_nonfinite)
     checkpoint(t.steps)
-    if out is not None:
+    if out is not None and main:
         (out / HISTORY_FILE).write_text(json.dumps(history, indent=1))
+    if distributed:
+        dist_mod.barrier()  # the run directory is complete when fit returns, on every rank
     return history
+
+
+def _restore_rank_rng(state: dict, seed: int, rank: int, world: int, step: int) -> None:
+    """This rank's torch RNG from a checkpoint: its own saved state when the run was saved by
+    ``world`` processes; otherwise rank 0 takes the saved state and the others a fresh seed
+    (the batches still continue exactly, the ELBO's draws do not)."""
+    saved = state.get("torch_rng_ranks")
+    if saved is not None and len(saved) == world:
+        torch.set_rng_state(saved[rank])
+        return
+    if rank == 0:
+        warnings.warn(f"resuming a run saved by {len(saved) if saved is not None else 1} process(es) in {world}: the task "
+                      "batches continue exactly, the random draws of the ELBO do not", RuntimeWarning, stacklevel=3)
+    else:
+        torch.manual_seed(seed + rank + world * step)
