@@ -95,6 +95,9 @@ class TrainConfig:
     on_divergence: str = _setting("warn", "when the loss grows by orders of magnitude: warn and go on, stop "
                                           "(the last checkpoint kept), or lower_lr (divide the learning rate by 10)",
                                   choices=("warn", "stop", "lower_lr"))
+    patience: int = _setting(0, "early stopping: stop when the held-out loss (history's val_loss, on the validation "
+                                "split) has not improved for this many logged records, and keep the best parameters; "
+                                "0 = off; needs val_fraction > 0")
     on_nonfinite: str = _setting("stop", "when a loss or gradient is NaN or infinite: stop (the last checkpoint kept, the "
                                          "offending parameters named) or skip the step (nothing applied; stops after 10 "
                                          "in a row)", choices=("stop", "skip"))
@@ -332,6 +335,7 @@ class Config:
             "points_per_task": t.points_per_task >= 1,
             "checkpoint_every": t.checkpoint_every >= 1,
             "log_every": t.log_every >= 1,
+            "patience": isinstance(t.patience, int) and t.patience >= 0,
             "eval_samples": self.eval.samples >= 1,
         }
         bad = [k for k, ok in checks.items() if not ok]

@@ -263,3 +263,35 @@ def test_two_writers_of_one_run_directory(digits, tmp_path):
     with run_lock(out):  # in one process, a nested second writer is refused too
         with pytest.raises(RunLockedError):
             fit(build_model(config, digits), digits, config, out_dir=out, progress=False)
+
+
+def test_held_out_loss_is_logged_and_early_stopping_keeps_the_best(digits, tmp_path, monkeypatch):
+    """val_loss in every record when there is a validation split; patience stops when it has not
+    improved for that many records, with the best record's parameters kept (equal to a run
+    stopped at that step: the held-out loss never touches the training draws)."""
+    data = digits.with_validation(0.2, seed=0)
+    cfg = _cfg(steps=40, log_every=5, checkpoint_every=5, val_fraction=0.2)
+    hist = fit(build_model(cfg, data), data, cfg, progress=False)
+    assert all("val_loss" in r and r["val_loss"] > 0 for r in hist)
+    real = MDLELBO.terms
+    calls = {"n": 0}
+    offsets = [0.0, -1e3, 1e3, 1e3, 1e3, 1e3]
+
+    def terms(self, model, guide, x, task_idx):  # the validation batch holds all 10 tasks, training ones 4
+        t = real(self, model, guide, x, task_idx)
+        if x.shape[0] == 10:
+            t.data = t.data + offsets[min(calls["n"], 5)]
+            calls["n"] += 1
+        return t
+
+    monkeypatch.setattr(MDLELBO, "terms", terms)
+    stopped = build_model(cfg.replace(patience=2), data)
+    hist = fit(stopped, data, cfg.replace(patience=2), out_dir=tmp_path / "run", progress=False)
+    assert hist[-1] == {"step": 20, "early_stop": True, "best_step": 10, "best_val_loss": hist[1]["val_loss"]}
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 20
+    monkeypatch.setattr(MDLELBO, "terms", real)
+    ten = build_model(cfg.replace(steps=10), data)
+    fit(ten, data, cfg.replace(steps=10), progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(stopped.state_dict().values(), ten.state_dict().values()))
+    with pytest.raises(ValueError, match="no validation points"):
+        fit(build_model(_cfg(patience=2), digits), digits, _cfg(patience=2), progress=False)

@@ -22,7 +22,7 @@ from .paper import PAPER_STEPS, TABLE1_MODELS
 # settings that say how long a run is, how often it logs and what it does when
 # the loss diverges, not what it trains: a run that differs only in these is
 # the same run, stopped earlier or later
-LENGTH_KEYS = ("steps", "checkpoint_every", "log_every", "on_divergence", "on_nonfinite")
+LENGTH_KEYS = ("steps", "checkpoint_every", "log_every", "on_divergence", "on_nonfinite", "patience")
 
 # settings the experiments set with flags of their own
 OWN_FLAGS = {"model": "--models", "steps": "--steps", "seed": "--seed", "dataset": "--dataset"}

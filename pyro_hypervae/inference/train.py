@@ -20,11 +20,18 @@ term and its KL(z) part in nats per point; ``kl_u``, KL(q(u|D_t) || p(u)) in
 nats per task (0 for models without u), and ``kl_u_per_point``, the same divided
 by the batch's points per task (``evaluate``'s ``kl_u`` divides by the task's
 evaluated points instead); all from one draw on the step's batch.
+With a validation split (``data.val_fraction`` > 0), ``val_loss``: the held-out
+loss, data + kl_u per point in nats, on one fixed batch of validation points
+with fixed draws (comparable from record to record). ``train.patience`` > 0
+stops training when ``val_loss`` has not improved for that many records and
+keeps the best parameters; the last record then says ``early_stop`` and
+``best_step``.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import warnings
 from pathlib import Path
 from typing import List, Optional
@@ -128,11 +135,33 @@ def _fit(model, data, config, out_dir, resume, progress, distributed=False) -> L
         save_atomic(state, out / CHECKPOINT_FILE)
 
     running: Optional[float] = None
+    val_batch = _validation_batch(data, t, config.seed)
+    if t.patience and val_batch is None:
+        raise ValueError(f"patience={t.patience} stops on the held-out loss, but {data.name} has no validation points "
+                         "in every task; set val_fraction above 0 (--val-fraction 0.1)")
+    best = {"loss": min((r["val_loss"] for r in history if "val_loss" in r), default=float("inf")), "step": start,
+            "state": None, "since": 0}
+
+    def rec_logged(step: int) -> bool:
+        return step % t.log_every == 0 or step == t.steps
+
+    def held_out(rec: dict) -> bool:
+        """Add val_loss to the record; True: stop, it has not improved for ``patience`` records."""
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed(config.seed)  # the same draws every time, on every rank
+            terms = elbo.terms(model.model, model.guide, *val_batch)
+        rec["val_loss"] = (terms.data.mean().item() + terms.kl_u.mean().item()) / terms.n_points
+        if rec["val_loss"] < best["loss"]:
+            best.update(loss=rec["val_loss"], step=rec["step"], since=0,
+                        state={k: v.detach().clone() for k, v in model.state_dict().items()} if t.patience else None)
+            return False
+        best["since"] += 1
+        return bool(t.patience) and best["since"] >= t.patience
 
     def on_step(step, value, x, task_idx, bar):
         nonlocal running
         running = value if running is None else 0.98 * running + 0.02 * value
-        if step % t.log_every == 0 or step == t.steps:
+        if rec_logged(step):
             # on a forked RNG: how often we log must not change the training draws
             with torch.random.fork_rng(devices=[]):
                 terms = elbo.terms(model.model, model.guide, x, task_idx)
@@ -150,28 +179,60 @@ def _fit(model, data, config, out_dir, resume, progress, distributed=False) -> L
             }
             history.append(rec)
             bar.set_postfix_str(f"loss {running:.2f} nats/point, kl_z {rec['kl_z']:.2f} nats/point, "
-                                f"kl_u {rec['kl_u']:.2f} nats/task ({rec['kl_u_per_point']:.3f}/point)")
+                                f"kl_u {rec['kl_u']:.2f} nats/task ({rec['kl_u_per_point']:.3f}/point)"
+                                )
+        stop = val_batch is not None and rec_logged(step) and held_out(history[-1])
         if step % t.checkpoint_every == 0:
             checkpoint(step)
+        if stop:
+            raise _EarlyStop(step)
 
     def advice() -> str:
         last = out / CHECKPOINT_FILE if out is not None and (out / CHECKPOINT_FILE).exists() else "none written"
         return (f"training stopped and the last good checkpoint ({last}) was kept. "
                 f"Try a lower lr (now {t.lr}) or check the data for extreme values.")
 
-    if distributed:
-        svi_loop(model, shards, optim, lambda: shards.take(*sampler.sample()), t.steps, start=start, on_step=on_step,
-                 advice=advice, progress=progress and main, desc=f"train {model.name} ({world} processes)",
-                 on_divergence=t.on_divergence, on_nonfinite=t.on_nonfinite)
-    else:
-        svi_loop(model, elbo, optim, sampler.sample, t.steps, start=start, on_step=on_step, advice=advice,
-                 progress=progress, desc=f"train {model.name}", on_divergence=t.on_divergence, on_nonfinite=t.on_nonfinite)
-    checkpoint(t.steps)
+    last = t.steps
+    try:
+        if distributed:
+            svi_loop(model, shards, optim, lambda: shards.take(*sampler.sample()), t.steps, start=start, on_step=on_step,
+                     advice=advice, progress=progress and main, desc=f"train {model.name} ({world} processes)",
+                     on_divergence=t.on_divergence, on_nonfinite=t.on_nonfinite)
+        else:
+            svi_loop(model, elbo, optim, sampler.sample, t.steps, start=start, on_step=on_step, advice=advice,
+                     progress=progress, desc=f"train {model.name}", on_divergence=t.on_divergence, on_nonfinite=t.on_nonfinite)
+    except _EarlyStop as stop:
+        last = stop.step
+        if best["state"] is not None:
+            model.load_state_dict(best["state"])
+        history.append({"step": last, "early_stop": True, "best_step": best["step"], "best_val_loss": best["loss"]})
+        if main:
+            print(f"early stop at step {last}: val_loss has not improved for {t.patience} records since step "
+                  f"{best['step']} ({best['loss']:.4f} nats/point); its parameters are kept", file=sys.stderr)
+    checkpoint(last)
     if out is not None and main:
         (out / HISTORY_FILE).write_text(json.dumps(history, indent=1))
     if distributed:
         dist_mod.barrier()  # the run directory is complete when fit returns, on every rank
     return history
+
+
+class _EarlyStop(Exception):
+    """Raised from a logging step when the held-out loss stopped improving."""
+
+    def __init__(self, step: int):
+        super().__init__(step)
+        self.step = step
+
+
+def _validation_batch(data, t, seed: int):
+    """One fixed batch of validation points, (x, task_idx), up to 16 tasks (or the batch's) x
+    ``points_per_task``; None when some task has no validation point."""
+    counts = data.counts("val")
+    if not counts or min(counts) == 0:
+        return None
+    tasks = min(data.num_tasks, max(t.tasks_per_batch, 16))
+    return data.sampler(tasks, t.points_per_task, "val", torch.Generator().manual_seed(seed + 1)).sample()
 
 
 def _restore_rank_rng(state: dict, seed: int, rank: int, world: int, step: int) -> None:
