@@ -19,8 +19,8 @@ def cmd_discover(args) -> int:
         raise ValueError(f"--budget must be at least 1 evaluation, got {args.budget}")
     if args.per_round < 1:
         raise ValueError(f"--per-round must be at least 1 evaluation, got {args.per_round}")
-    if not 1 <= args.q <= args.per_round:
-        raise ValueError(f"--q (designs per BO step) must be between 1 and --per-round ({args.per_round}), got {args.q}")
+    if args.q < 1:
+        raise ValueError(f"--q (designs proposed per BO step) must be at least 1, got {args.q}")
     if args.seed < 0:
         raise ValueError(f"--seed must be >= 0, got {args.seed}")
     config, _, model = load_run(args.run)
