@@ -123,3 +123,29 @@ def test_perturbation_sets_the_initial_spread_of_the_task_models(perturbation):
         assert ratio == pytest.approx(perturbation, rel=0.35, abs=1e-6), name
     # the shared part B starts as a fresh target tensor
     assert hd.layers["enc_dense_w"].B.std().item() == pytest.approx(target.init_std("enc_dense_w"), rel=0.05)
+
+
+@pytest.mark.parametrize("C, O, size, stride, padding, output_padding", [
+    (32, 1, 14, 2, 1, 1),   # the decoder's last layer: the fold route
+    (32, 1, 7, 2, 1, 0),    # odd output sizes
+    (64, 32, 7, 2, 1, 1),   # many output channels: the channels-last route
+    (9, 1, 5, 1, 1, 0),     # stride 1
+])
+def test_conv_transpose_evaluation_path_equals_the_default(C, O, size, stride, padding, output_padding):
+    """The no-gradient route of layers.conv_transpose2d (fold or channels-last) gives
+    F.conv_transpose2d's numbers, shape and layout; with gradients the default path runs."""
+    import torch.nn.functional as F
+
+    from pyro_hypervae.nets.layers import conv_transpose2d
+
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(2, 3, C, size, size, generator=g)
+    w, b = torch.randn(1, C, O, 3, 3, generator=g), torch.randn(1, O, generator=g)
+    want = F.conv_transpose2d(h.reshape(6, C, size, size), w[0], b[0], stride, padding, output_padding)
+    with torch.no_grad():
+        got = conv_transpose2d(h, w, b, stride, padding, output_padding)
+    assert got.shape == (2, 3) + want.shape[1:] and got.is_contiguous()
+    assert torch.allclose(got.reshape(want.shape), want, atol=1e-4)
+    hg = h.clone().requires_grad_()
+    conv_transpose2d(hg, w, b, stride, padding, output_padding).sum().backward()
+    assert hg.grad is not None and torch.isfinite(hg.grad).all()

@@ -23,6 +23,7 @@ from typing import Iterable, Optional
 import torch
 from torch import Tensor, nn
 
+from ..nets.layers import LowRank, low_rank_weight
 from ..nets.params import ParamNetwork, Params
 
 
@@ -49,12 +50,14 @@ class MatrixLayer(nn.Module):
 
     def forward(self, H: Tensor) -> Tensor:
         lead, r = H.shape[:-2], H.shape[-1]
-        (m, n), M = self.B.shape, H[..., 0, 0].numel()
-        # two plain matmuls over all models at once (no broadcast batched matmul):
-        # HV: (M r, r) @ (r, n);  U (HV): (m, r) @ (r, M n)
-        HV = (H.reshape(M * r, r) @ self.V).reshape(M, r, n).transpose(0, 1).reshape(r, M * n)
-        W = (self.U @ HV).reshape(m, M, n).transpose(0, 1) + self.B
+        # over all models at once, the product in the cheaper order (nets.layers.low_rank_weight)
+        W = low_rank_weight(self.U, H.reshape(-1, r, r), self.V, self.B)
         return W.reshape(lead + self.shape)
+
+    def factored(self, H: Tensor) -> LowRank:
+        """The same weights W = U H V + B kept factored (``nets.layers.LowRank``):
+        layers that take them never build the dense tensors when that is cheaper."""
+        return LowRank(self.U, H, self.V, self.B, self.shape)
 
 
 class MatrixHyperDecoder(nn.Module):
@@ -85,11 +88,17 @@ class MatrixHyperDecoder(nn.Module):
              for name in (target.param_shapes if names is None else names)}
         )
 
-    def forward(self, u: Tensor, names: Optional[Iterable[str]] = None) -> Params:
-        """Generate the named target tensors (all of them by default)."""
+    def forward(self, u: Tensor, names: Optional[Iterable[str]] = None, factored: bool = False) -> Params:
+        """Generate the named target tensors (all of them by default). With
+        ``factored``, the weights (not the biases) come as ``nets.layers.LowRank``,
+        for the target's layers to apply without building them (training's hot
+        path); the same numbers up to float rounding."""
         H = self.trunk(u).reshape(u.shape[:-1] + (self.rank, self.rank))
         names = self.layers.keys() if names is None else names
-        return {name: self.layers[name](H) for name in names}
+        if not factored:
+            return {name: self.layers[name](H) for name in names}
+        return {name: self.layers[name].factored(H) if len(self.layers[name].shape) > 1 else self.layers[name](H)
+                for name in names}
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -98,8 +98,9 @@ class HyperVAE(TargetHierarchy):
         with pyro.plate("tasks", x.shape[0], dim=TASK_DIM):
             u = pyro.sample("u", self.prior())  # (..., T, 1, u_dim)
             # the model needs the decoder's tensors only; all of them when theta is recorded
+            # (in training, the weights kept factored: nets.layers.LowRank)
             names = None if self.record_theta else self.target.decoder_names
-            theta = self.hyper_decoder(u.squeeze(TASK_DIM), names)  # {name: (..., T, *shape)}
+            theta = self.hyper_decoder(u.squeeze(TASK_DIM), names, factored=not self.record_theta)  # {name: (..., T, *shape)}
             if self.record_theta:
                 # decode from the recorded value, so the trace reads u -> theta -> x
                 shapes = self.target.param_shapes
@@ -112,7 +113,7 @@ class HyperVAE(TargetHierarchy):
         self._check_batch(x)
         with pyro.plate("tasks", x.shape[0], dim=TASK_DIM):
             u = self.u_guide(x, task_idx)  # samples site "u": (..., T, 1, u_dim)
-            theta_q = self.hyper_decoder(u.squeeze(TASK_DIM), names=self.target.encoder_names)
+            theta_q = self.hyper_decoder(u.squeeze(TASK_DIM), names=self.target.encoder_names, factored=True)
             self._guide_points(x, theta_q)
 
     # -- evaluation -------------------------------------------------------

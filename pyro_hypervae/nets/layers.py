@@ -5,24 +5,132 @@ Shapes: h (M, N, ...) holds N points for each of M models; a weight (M, ...)
 holds one tensor per model, or (1, ...) for one model shared by all (then the
 ordinary layer runs on all M N points). Dense layers are batched matmuls,
 convolutions are grouped convolutions with one group per model.
+
+A weight may also come factored, as a ``LowRank``: W_m = B + U H_m V with
+B, U, V shared by the models and only the small r x r matrix H_m their own (what
+the matrix hyper-decoder generates, ``hyper.matrix``). ``linear`` then never
+builds the M dense weights when that is cheaper: h W_m^T = h B^T + ((h V^T) H_m^T) U^T,
+one matmul over all M N points with the shared B (as for one shared model)
+plus rank-r corrections. Convolutions build the dense weights (they are small).
 """
 
 from __future__ import annotations
+
+from typing import Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 
+def low_rank_weight(U: Tensor, H: Tensor, V: Tensor, B: Tensor) -> Tensor:
+    """W_m = U H_m V + B as dense matrices: U (m, r), H (M, r, r), V (r, n), B (m, n) -> (M, m, n).
+
+    One large matmul, the small factors multiplied first (the order measured
+    fastest): for one model a single ``addmm``; for a bias (n = 1) one ``addmm``
+    over the models; for m <= n, (U H_m) (M m, r) @ V, contiguous; for m > n,
+    U @ (H_m V) laid out (m, M n), returned as its (M, m, n) view plus B.
+    """
+    M, r = H.shape[0], H.shape[-1]
+    m, n = B.shape
+    if n == 1:  # a bias: (H_m v) (M, r) -> U (H_m v) + B
+        return F.linear((H.reshape(M * r, r) @ V).reshape(M, r), U, B[:, 0]).unsqueeze(-1)
+    if M == 1:
+        H0 = H.reshape(r, r)
+        return (torch.addmm(B, U @ H0, V) if m <= n else torch.addmm(B, U, H0 @ V)).unsqueeze(0)
+    if m <= n:
+        UH = torch.matmul(U, H)  # (M, m, r)
+        return (UH.reshape(M * m, r) @ V).reshape(M, m, n) + B
+    HV = (H.reshape(M * r, r) @ V).reshape(M, r, n).transpose(0, 1).reshape(r, M * n)
+    return (U @ HV).reshape(m, M, n).transpose(0, 1) + B
+
+
+class LowRank:
+    """Weights W = B + U H V generated for a batch of models, kept factored.
+
+    U (m, r), V (r, n) and B (m, n) are shared; H (lead..., r, r) holds one r x r
+    matrix per model; ``shape`` is the dense tensor's, lead + ``wshape`` (the
+    target tensor's shape, viewed as an m x n matrix: (out, in...)). It answers
+    what ``ParamNetwork.run`` asks of a parameter (``shape``, ``dim``,
+    ``reshape`` and ``expand`` of the leading dims, which act on H); ``dense()``
+    builds the tensors.
+    """
+
+    __slots__ = ("U", "H", "V", "B", "wshape")
+
+    def __init__(self, U: Tensor, H: Tensor, V: Tensor, B: Tensor, wshape: Tuple[int, ...]):
+        self.U, self.H, self.V, self.B, self.wshape = U, H, V, B, tuple(wshape)
+
+    @property
+    def lead(self) -> Tuple[int, ...]:
+        return tuple(self.H.shape[:-2])
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size(self.lead + self.wshape)
+
+    def dim(self) -> int:
+        return len(self.lead) + len(self.wshape)
+
+    def _new_lead(self, shape) -> Tuple[int, ...]:
+        shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list, torch.Size)) else tuple(shape)
+        k = len(shape) - len(self.wshape)
+        if k < 0 or shape[k:] != self.wshape:
+            raise ValueError(f"a LowRank weight of shape {tuple(self.shape)} changes only its leading dims, not to {shape}")
+        return shape[:k] + tuple(self.H.shape[-2:])
+
+    def reshape(self, *shape) -> "LowRank":
+        return LowRank(self.U, self.H.reshape(self._new_lead(shape)), self.V, self.B, self.wshape)
+
+    def expand(self, *shape) -> "LowRank":
+        return LowRank(self.U, self.H.expand(self._new_lead(shape)), self.V, self.B, self.wshape)
+
+    def dense(self) -> Tensor:
+        """The weights as one tensor, lead + wshape."""
+        lead, r = self.lead, self.H.shape[-1]
+        W = low_rank_weight(self.U, self.H.reshape(-1, r, r), self.V, self.B)
+        return W.reshape(lead + self.wshape)
+
+
+def _dense(w) -> Tensor:
+    return w.dense() if isinstance(w, LowRank) else w
+
+
+def _factored_is_cheaper(w: LowRank, points: int) -> bool:
+    """Building M dense m x n weights costs about M m n r multiply-adds (as much
+    again in the backward pass), then a batched matmul over M distinct weights;
+    applying the factors costs M N r (m + n + r) for N points per model, and the
+    main product runs as one matmul with the shared B. The dense weights' memory
+    traffic makes them dearer than their count says: factored when
+    2 m n > N (m + n + r) (measured on the MLP and conv targets, 4-10 tasks)."""
+    (m, n), r = w.B.shape, w.H.shape[-1]
+    return w.H.shape[0] > 1 and 2 * m * n > points * (m + n + r)
+
+
 def linear(h: Tensor, w: Tensor, b: Tensor) -> Tensor:
-    """h: (M, N, in); w: (M, out, in) or (1, out, in); b: (M, out) -> (M, N, out)."""
+    """h: (M, N, in); w: (M, out, in) or (1, out, in), or a ``LowRank``; b: (M, out) -> (M, N, out)."""
+    if isinstance(w, LowRank):
+        if _factored_is_cheaper(w, h.shape[1]):
+            return _linear_low_rank(h, w, b)
+        w = w.dense()
     if w.shape[0] == 1:
         return F.linear(h, w[0], b[0])
     return torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
 
 
+def _linear_low_rank(h: Tensor, w: LowRank, b: Tensor) -> Tensor:
+    """h W_m^T + b_m with W_m = B + U H_m V: b_m + ((h V^T) H_m^T) U^T per model, then
+    h B^T added over all M N points in one ``addmm``; h (M, N, n), H (M, r, r), b (M or 1, m)."""
+    M, N, n = h.shape
+    m = w.B.shape[0]
+    G = torch.matmul(w.H.transpose(-1, -2), w.U.t())  # (M, r, m) = (U H_m)^T
+    low = torch.baddbmm(b.unsqueeze(1), F.linear(h, w.V), G)  # (M, N, m)
+    return torch.addmm(low.reshape(M * N, m), h.reshape(M * N, n), w.B.t()).reshape(M, N, m)
+
+
 def conv2d(h: Tensor, w: Tensor, b: Tensor, stride: int, padding: int) -> Tensor:
-    """h: (M, N, C, H, W); w: (M, O, C, k, k); b: (M, O) -> (M, N, O, H', W')."""
+    """h: (M, N, C, H, W); w: (M, O, C, k, k) (or a ``LowRank``); b: (M, O) -> (M, N, O, H', W')."""
+    w = _dense(w)
     M, N = h.shape[:2]
     if w.shape[0] == 1:
         out = F.conv2d(h.reshape((M * N,) + h.shape[2:]), w[0], b[0], stride, padding)
@@ -33,15 +141,36 @@ def conv2d(h: Tensor, w: Tensor, b: Tensor, stride: int, padding: int) -> Tensor
 
 
 def conv_transpose2d(h: Tensor, w: Tensor, b: Tensor, stride: int, padding: int, output_padding: int) -> Tensor:
-    """h: (M, N, C, H, W); w: (M, C, O, k, k); b: (M, O) -> (M, N, O, H', W')."""
+    """h: (M, N, C, H, W); w: (M, C, O, k, k) (or a ``LowRank``); b: (M, O) -> (M, N, O, H', W')."""
+    w = _dense(w)
     M, N = h.shape[:2]
     if w.shape[0] == 1:
-        out = F.conv_transpose2d(
-            h.reshape((M * N,) + h.shape[2:]), w[0], b[0], stride, padding, output_padding
-        )
+        flat = h.reshape((M * N,) + h.shape[2:])
+        if not torch.is_grad_enabled() and flat.device.type == "cpu":
+            out = _conv_transpose2d_forward(flat, w[0], b[0], stride, padding, output_padding)
+        else:
+            out = F.conv_transpose2d(flat, w[0], b[0], stride, padding, output_padding)
         return out.reshape((M, N) + out.shape[1:])
     grouped = h.transpose(0, 1).reshape(N, M * h.shape[2], h.shape[3], h.shape[4])
     out = F.conv_transpose2d(
         grouped, w.reshape((-1,) + w.shape[2:]), b.reshape(-1), stride, padding, output_padding, groups=M
     )
     return out.reshape(N, M, -1, out.shape[-2], out.shape[-1]).transpose(0, 1)
+
+
+def _conv_transpose2d_forward(h: Tensor, w: Tensor, b: Tensor, stride: int, padding: int, output_padding: int) -> Tensor:
+    """``F.conv_transpose2d`` for evaluation on CPU (no gradients), the same numbers by a faster
+    route: h (n, C, H, W), w (C, O, k, k), b (O,) -> (n, O, H', W').
+
+    Few output channels (O k k <= C, the decoder's last layer): one matmul to the k x k
+    columns of every output pixel and ``F.fold`` (col2im) to sum them, 4-5x faster there;
+    otherwise channels-last input, which takes oneDNN's transposed convolution (about 1.2-2x).
+    Measured side by side in ``benchmarks/nll_decoder.py``."""
+    n, C, H, W = h.shape
+    O, k = w.shape[1], w.shape[-1]
+    if O * k * k <= C:
+        cols = torch.matmul(w.reshape(C, O * k * k).t(), h.reshape(n, C, H * W))  # (n, O k k, H W)
+        size = ((H - 1) * stride - 2 * padding + k + output_padding, (W - 1) * stride - 2 * padding + k + output_padding)
+        return F.fold(cols, size, k, padding=padding, stride=stride) + b[:, None, None]
+    out = F.conv_transpose2d(h.contiguous(memory_format=torch.channels_last), w, b, stride, padding, output_padding)
+    return out.contiguous()
