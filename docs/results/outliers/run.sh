@@ -15,7 +15,8 @@ $P --columns alloys:holdout --models hypervae vae metavae --seeds 0 1 2 --name o
 # the image pairs, 3 seeds each (MetaVAE on the pairs not run: about 100 CPU minutes a run under load)
 $P --columns fashion-mnist:mnist5k --models hypervae vae --seeds 0 1 2 --name outliers_fmnist --no-progress
 $P --columns mnist5k:fashion-mnist --models hypervae vae --seeds 0 1 2 --name outliers_mnist5k --no-progress
-# HyperGAN's entropy and variance on the held-out columns (its image pairs not run yet: add the two columns here)
+# HyperGAN's entropy and variance (Fashion-MNIST as the normal data not run yet)
 $P --columns digits:holdout alloys:holdout --models hypergan --seeds 0 1 2 --name outliers_hypergan_holdout --no-progress
+$P --columns mnist5k:fashion-mnist --models hypergan --seeds 0 1 2 --name outliers_hypergan_mnist5k --no-progress
 $P --merge $R/outliers_fmnist.json $R/outliers_mnist5k.json $R/outliers_digits.json $R/outliers_alloys.json \
-  $R/outliers_hypergan_holdout.json --name outliers
+  $R/outliers_hypergan_holdout.json $R/outliers_hypergan_mnist5k.json --name outliers
