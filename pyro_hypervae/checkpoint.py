@@ -77,7 +77,8 @@ def previous_file(path: Path) -> Path:
     return path.with_name(path.name + ".prev")
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file's bytes (hex), read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -99,7 +100,7 @@ def save_atomic(obj: dict, path: str | Path) -> None:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
-        digest = _sha256(Path(tmp))
+        digest = sha256_file(Path(tmp))
         if path.exists() and _intact(path):
             # keep the current file as .prev by a second name (a hard link), so PATH itself never goes missing
             prev, link = previous_file(path), path.with_name(path.name + ".prev.tmp")
@@ -124,7 +125,7 @@ def _intact(path: Path) -> bool:
     if not side.exists():
         return True
     try:
-        return json.loads(side.read_text())["sha256"] == _sha256(path)
+        return json.loads(side.read_text())["sha256"] == sha256_file(path)
     except (ValueError, KeyError, OSError):
         return False
 

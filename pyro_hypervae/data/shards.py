@@ -46,6 +46,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..checkpoint import sha256_file
 from .tasks import SPLITS, DataError, TaskDataset, TaskIndexError
 
 FORMAT = "pyro-hypervae-shards"
@@ -86,14 +87,6 @@ def _split_codes(split, n: int, where: str) -> np.ndarray:
     if not np.issubdtype(split.dtype, np.integer) or ((split < 0) | (split > 2)).any():
         raise DataError(f"{where}: split codes must be 0 (train), 1 (val) or 2 (test)")
     return split.astype(np.uint8)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -173,7 +166,7 @@ class _ShardWriter:
                 np.save(f, a, allow_pickle=False)
                 f.flush()
                 os.fsync(f.fileno())
-            files[fname] = {"bytes": (d / fname).stat().st_size, "sha256": _sha256(d / fname)}
+            files[fname] = {"bytes": (d / fname).stat().st_size, "sha256": sha256_file(d / fname)}
         self.shards.append({"dir": folder, "tasks": len(self.sizes), "points": int(offsets[-1]), "files": files})
         self.num_points += int(offsets[-1])
         self._reset()
@@ -715,7 +708,7 @@ class ShardedTaskDataset:
         for s, shard in enumerate(self._store.index["shards"]):
             d = self._store.headers[s][0]
             for fname, rec in sorted(shard.get("files", {}).items()):
-                if rec.get("sha256") and _sha256(d / fname) != rec["sha256"]:
+                if rec.get("sha256") and sha256_file(d / fname) != rec["sha256"]:
                     raise DataError(f"{d / fname} does not match the SHA-256 in {self.path / INDEX_FILE}: the file changed; write the set again")
 
     def summary(self) -> str:
