@@ -193,14 +193,12 @@ def _fit(model, data, config, out_dir, resume, progress, distributed=False) -> L
                 f"Try a lower lr (now {t.lr}) or check the data for extreme values.")
 
     last = t.steps
+    # over several processes: the rank's share of each global batch, through the all-reducing ELBO
+    loss, next_batch = (shards, lambda: shards.take(*sampler.sample())) if distributed else (elbo, sampler.sample)
     try:
-        if distributed:
-            svi_loop(model, shards, optim, lambda: shards.take(*sampler.sample()), t.steps, start=start, on_step=on_step,
-                     advice=advice, progress=progress and main, desc=f"train {model.name} ({world} processes)",
-                     on_divergence=t.on_divergence, on_nonfinite=t.on_nonfinite)
-        else:
-            svi_loop(model, elbo, optim, sampler.sample, t.steps, start=start, on_step=on_step, advice=advice,
-                     progress=progress, desc=f"train {model.name}", on_divergence=t.on_divergence, on_nonfinite=t.on_nonfinite)
+        svi_loop(model, loss, optim, next_batch, t.steps, start=start, on_step=on_step, advice=advice,
+                 progress=progress and main, desc=f"train {model.name}" + (f" ({world} processes)" if distributed else ""),
+                 on_divergence=t.on_divergence, on_nonfinite=t.on_nonfinite)
     except _EarlyStop as stop:
         last = stop.step
         if best["state"] is not None:
