@@ -133,7 +133,8 @@ def test_perturbation_sets_the_initial_spread_of_the_task_models(perturbation):
 ])
 def test_conv_transpose_evaluation_path_equals_the_default(C, O, size, stride, padding, output_padding):
     """The no-gradient route of layers.conv_transpose2d (fold or channels-last) gives
-    F.conv_transpose2d's numbers, shape and layout; with gradients the default path runs."""
+    F.conv_transpose2d's numbers and shape (the channels-last route returns channels-last,
+    from either layout of its input); with gradients the default path runs."""
     import torch.nn.functional as F
 
     from pyro_hypervae.nets.layers import conv_transpose2d
@@ -142,10 +143,39 @@ def test_conv_transpose_evaluation_path_equals_the_default(C, O, size, stride, p
     h = torch.randn(2, 3, C, size, size, generator=g)
     w, b = torch.randn(1, C, O, 3, 3, generator=g), torch.randn(1, O, generator=g)
     want = F.conv_transpose2d(h.reshape(6, C, size, size), w[0], b[0], stride, padding, output_padding)
-    with torch.no_grad():
-        got = conv_transpose2d(h, w, b, stride, padding, output_padding)
-    assert got.shape == (2, 3) + want.shape[1:] and got.is_contiguous()
-    assert torch.allclose(got.reshape(want.shape), want, atol=1e-4)
+    cl = h.reshape(6, C, size, size).contiguous(memory_format=torch.channels_last).reshape(h.shape)
+    for given in (h, cl):
+        with torch.no_grad():
+            got = conv_transpose2d(given, w, b, stride, padding, output_padding)
+        assert got.shape == (2, 3) + want.shape[1:]
+        assert torch.allclose(got.reshape(want.shape), want, atol=1e-4)
     hg = h.clone().requires_grad_()
     conv_transpose2d(hg, w, b, stride, padding, output_padding).sum().backward()
     assert hg.grad is not None and torch.isfinite(hg.grad).all()
+
+
+def test_conv_decoder_evaluation_route_equals_the_training_route():
+    """Without gradients on CPU the conv decoder runs channels-last from its dense layer on
+    (linear_to_image, in-place ReLUs, conv_transpose2d's evaluation route): the same logits
+    as with gradients, and the inputs (z, theta) are left as they were."""
+    from pyro_hypervae.nets.layers import linear, linear_to_image
+    from pyro_hypervae.nets.targets import make_target
+
+    target = make_target("conv", (1, 28, 28), z_dim=10, dense=100)
+    g = torch.Generator().manual_seed(0)
+    theta = {k: torch.randn((1,) + tuple(s.shape), generator=g) * 0.1 for k, s in target.param_specs.items()}
+    z = torch.randn(1, 50, 10, generator=g)
+    keep = {k: v.clone() for k, v in theta.items()}
+    with torch.enable_grad():
+        want = target.decode(z, theta)
+    with torch.no_grad():
+        got = target.decode(z, theta)
+    assert got.shape == want.shape == (1, 50, 1, 28, 28)
+    assert torch.allclose(got, want, atol=1e-5)
+    assert all(torch.equal(theta[k], keep[k]) for k in theta)
+    h = torch.randn(1, 4, 100, generator=g)
+    w, b = theta["dec_dense1_w"], theta["dec_dense1_b"]
+    with torch.no_grad():
+        img = linear_to_image(h, w, b, (64, 7, 7))
+    assert img.shape == (1, 4, 64, 7, 7) and not img.is_contiguous()
+    assert torch.allclose(img, linear(h, w, b).reshape(1, 4, 64, 7, 7), atol=1e-5)

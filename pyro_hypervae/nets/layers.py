@@ -140,13 +140,42 @@ def conv2d(h: Tensor, w: Tensor, b: Tensor, stride: int, padding: int) -> Tensor
     return out.reshape(N, M, -1, out.shape[-2], out.shape[-1]).transpose(0, 1)
 
 
+def _evaluating_one_model_on_cpu(h: Tensor, w) -> bool:
+    """The evaluation route's condition: no graph is built, on CPU, one dense model."""
+    return not torch.is_grad_enabled() and h.device.type == "cpu" and not isinstance(w, LowRank) and w.shape[0] == 1
+
+
+def relu(h: Tensor) -> Tensor:
+    """ReLU of an activation just computed (nothing else holds it): in place when no
+    graph is built (evaluation: saves allocating and faulting in a large tensor per
+    chunk of samples), out of place otherwise. Keeps the memory layout."""
+    return F.relu(h, inplace=not torch.is_grad_enabled())
+
+
+def linear_to_image(h: Tensor, w: Tensor, b: Tensor, image_shape: Tuple[int, int, int]) -> Tensor:
+    """A dense layer whose output is read as images: h (M, N, in); w (M, C H W, in)
+    (or a ``LowRank``); b (M, C H W) -> (M, N, C, H, W).
+
+    Evaluating one model on CPU (no gradients), the output is laid out channels-last:
+    the weight's rows are put in (H, W, C) order first (a copy of the weight, not of
+    the output), so the transposed convolutions after it (``conv_transpose2d``'s
+    evaluation route) take it without a copy. The same numbers either way."""
+    C, H, W = image_shape
+    M, N = h.shape[:2]
+    if _evaluating_one_model_on_cpu(h, w):
+        w_hwc = w[0].reshape(C, H, W, -1).permute(1, 2, 0, 3).reshape(C * H * W, -1)
+        b_hwc = b[0].reshape(C, H, W).permute(1, 2, 0).reshape(-1)
+        return F.linear(h, w_hwc, b_hwc).reshape(M, N, H, W, C).permute(0, 1, 4, 2, 3)
+    return linear(h, w, b).reshape((M, N) + tuple(image_shape))
+
+
 def conv_transpose2d(h: Tensor, w: Tensor, b: Tensor, stride: int, padding: int, output_padding: int) -> Tensor:
     """h: (M, N, C, H, W); w: (M, C, O, k, k) (or a ``LowRank``); b: (M, O) -> (M, N, O, H', W')."""
     w = _dense(w)
     M, N = h.shape[:2]
     if w.shape[0] == 1:
         flat = h.reshape((M * N,) + h.shape[2:])
-        if not torch.is_grad_enabled() and flat.device.type == "cpu":
+        if _evaluating_one_model_on_cpu(h, w):
             out = _conv_transpose2d_forward(flat, w[0], b[0], stride, padding, output_padding)
         else:
             out = F.conv_transpose2d(flat, w[0], b[0], stride, padding, output_padding)
@@ -164,13 +193,17 @@ def _conv_transpose2d_forward(h: Tensor, w: Tensor, b: Tensor, stride: int, padd
 
     Few output channels (O k k <= C, the decoder's last layer): one matmul to the k x k
     columns of every output pixel and ``F.fold`` (col2im) to sum them, 4-5x faster there;
-    otherwise channels-last input, which takes oneDNN's transposed convolution (about 1.2-2x).
-    Measured side by side in ``benchmarks/nll_decoder.py``."""
+    the matmul reads channels-last input as it lies. Otherwise oneDNN's transposed
+    convolution on channels-last input, returned channels-last (no copy either way: the
+    decoder keeps that layout from ``linear_to_image`` on). Measured in
+    ``benchmarks/nll_decoder.py``."""
     n, C, H, W = h.shape
     O, k = w.shape[1], w.shape[-1]
     if O * k * k <= C:
-        cols = torch.matmul(w.reshape(C, O * k * k).t(), h.reshape(n, C, H * W))  # (n, O k k, H W)
+        if h.is_contiguous(memory_format=torch.channels_last) and not h.is_contiguous():
+            cols = torch.matmul(h.permute(0, 2, 3, 1).reshape(n, H * W, C), w.reshape(C, O * k * k)).transpose(1, 2)
+        else:
+            cols = torch.matmul(w.reshape(C, O * k * k).t(), h.reshape(n, C, H * W))  # (n, O k k, H W)
         size = ((H - 1) * stride - 2 * padding + k + output_padding, (W - 1) * stride - 2 * padding + k + output_padding)
         return F.fold(cols, size, k, padding=padding, stride=stride) + b[:, None, None]
-    out = F.conv_transpose2d(h.contiguous(memory_format=torch.channels_last), w, b, stride, padding, output_padding)
-    return out.contiguous()
+    return F.conv_transpose2d(h.contiguous(memory_format=torch.channels_last), w, b, stride, padding, output_padding)

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from ..config import NetConfig
 from ..registry import TARGETS
-from .layers import conv2d, conv_transpose2d, linear
+from .layers import conv2d, conv_transpose2d, linear, linear_to_image, relu
 from .likelihoods import Likelihood, make_likelihood
 from .params import ParamNetwork, ParamSpec, Params, bias, weight
 
@@ -241,10 +241,9 @@ class ConvVAE(TargetVAE):
         return F.relu(linear(h.flatten(2), p["enc_dense_w"], p["enc_dense_b"]))
 
     def _decode(self, z, p):
-        h = F.relu(linear(z, p["dec_dense0_w"], p["dec_dense0_b"]))
-        h = F.relu(linear(h, p["dec_dense1_w"], p["dec_dense1_b"]))
-        h = h.reshape(h.shape[:2] + (self.channels[1],) + self.sizes[2])
-        h = F.relu(conv_transpose2d(h, p["dec_convT0_w"], p["dec_convT0_b"], 2, 1, self.output_padding[0]))
+        h = relu(linear(z, p["dec_dense0_w"], p["dec_dense0_b"]))
+        h = relu(linear_to_image(h, p["dec_dense1_w"], p["dec_dense1_b"], (self.channels[1],) + self.sizes[2]))
+        h = relu(conv_transpose2d(h, p["dec_convT0_w"], p["dec_convT0_b"], 2, 1, self.output_padding[0]))
         return conv_transpose2d(h, p["dec_convT1_w"], p["dec_convT1_b"], 2, 1, self.output_padding[1])
 
 
