@@ -42,6 +42,7 @@ from .inference import (
     nuts_u,
     refit,
     refit_prior,
+    resolve_device,
 )
 from .models import HyperVAE, MetaVAE, PerTaskVAE, PooledVAE, build_model, load_run
 from .nets import ConvVAE, MLPVAE, estimate, make_target
@@ -63,6 +64,6 @@ __all__ = [
     "TaskDataset", "TaskSampler", "U_GUIDES", "VampPrior", "amortization_gap", "build_model", "compare_models",
     "compare_priors", "compare_to_nuts", "detection_metrics", "estimate", "evaluate", "fit", "fit_u_guide",
     "load_dataset", "load_digits", "load_npz", "load_run", "lppd", "make_prior", "make_target", "nuts_u",
-    "outlier_scores", "parse_overrides", "point_metrics", "refit", "refit_prior", "sample_task", "task_batch",
-    "to_inference_data",
+    "outlier_scores", "parse_overrides", "point_metrics", "refit", "refit_prior", "resolve_device", "sample_task",
+    "task_batch", "to_inference_data",
 ]

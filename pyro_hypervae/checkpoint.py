@@ -91,7 +91,9 @@ def save_atomic(obj: dict, path: str | Path) -> None:
     rename it over ``path``: a crash mid-write never leaves a half-written file.
     Its SHA-256 goes to ``PATH.sha256``; the checkpoint it replaces, when intact,
     is kept as ``PATH.prev`` (with its checksum), for ``load_checkpoint`` to
-    fall back on."""
+    fall back on. Tensors are written as CPU tensors (``to_cpu``): a checkpoint
+    saved on a GPU loads on any machine."""
+    obj = to_cpu(obj)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
@@ -119,6 +121,20 @@ def save_atomic(obj: dict, path: str | Path) -> None:
         raise
 
 
+def to_cpu(obj):
+    """``obj`` with every tensor in it (in dicts, lists, tuples) moved to the CPU; the rest as it is."""
+    if torch.is_tensor(obj):
+        return obj.detach().cpu() if obj.device.type != "cpu" else obj
+    if isinstance(obj, dict):
+        out = type(obj)((k, to_cpu(v)) for k, v in obj.items())
+        if hasattr(obj, "_metadata"):  # a state_dict's module versions
+            out._metadata = obj._metadata
+        return out
+    if isinstance(obj, (list, tuple)) and not hasattr(obj, "_fields"):
+        return type(obj)(to_cpu(v) for v in obj)
+    return obj
+
+
 def _intact(path: Path) -> bool:
     """The file's checksum matches its ``.sha256`` (or it has none, as before checksums)."""
     side = checksum_file(path)
@@ -142,7 +158,8 @@ def write_json_atomic(obj, path: str | Path, indent: int | None = None) -> Path:
 
 def load_checkpoint(path: str | Path) -> dict:
     """Load a checkpoint written by ``save_atomic`` without unpickling code
-    (``torch.load(weights_only=True)``), its checksum checked; a truncated or
+    (``torch.load(weights_only=True)``), every tensor on the CPU
+    (``map_location="cpu"``, whatever device wrote it), its checksum checked; a truncated or
     corrupted one falls back, with a warning, on the previous good one."""
     path = Path(path)
     prev = previous_file(path)

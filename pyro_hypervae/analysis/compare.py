@@ -117,5 +117,5 @@ def from_nuts(model, data: TaskDataset, result, **idata_kwargs):
         idata_kwargs: for ``to_inference_data`` (``split``, ``is_samples``, ...).
     """
     task, samples = (result.task, result.samples) if hasattr(result, "samples") else result
-    u = torch.as_tensor(np.asarray(samples), dtype=torch.float32)[:, :, None, :]
+    u = torch.as_tensor(np.asarray(samples), dtype=torch.float32, device="cpu")[:, :, None, :]
     return to_inference_data(model, data, tasks=[int(task)], u_draws=u, **idata_kwargs)

@@ -57,7 +57,7 @@ from pyro import distributions as dist
 from torch import Tensor
 
 from ..data.tasks import TaskDataset
-from ..nets.estimator import estimate
+from ..nets.estimator import draw_normal, estimate
 from ..nets.params import Params, flatten_params
 
 
@@ -77,11 +77,11 @@ def u_guide_draws(model, data: TaskDataset, num_draws: int = 100, num_chains: in
     us, log_qs = [], []
     for t in tasks:
         x = data.points(t, summary_split).unsqueeze(0)
-        posterior = model.posterior_u(x, torch.tensor([t]))  # (1, u_dim) each
+        posterior = model.posterior_u(x, torch.tensor([t], device="cpu"))  # (1, u_dim) each
         if posterior is None:
             return None
-        loc, scale = posterior
-        eps = torch.randn((num_chains, num_draws, model.u_dim), generator=generator)
+        loc, scale = (p.cpu() for p in posterior)  # the draws are made and kept on the CPU
+        eps = torch.randn((num_chains, num_draws, model.u_dim), generator=generator, device="cpu")
         u = loc[0] + scale[0] * eps
         us.append(u)
         pos = scale[0] > 0  # a point-mass guide (AutoDelta) has scale 0: log q taken as 0, as Pyro's Delta
@@ -161,7 +161,7 @@ def to_inference_data(
     # -- draws of u (none for a model whose theta is a point estimate) --------
     u, log_q = None, None
     if u_draws is not None:
-        u = torch.as_tensor(np.asarray(u_draws), dtype=torch.float32)
+        u = torch.as_tensor(np.asarray(u_draws), dtype=torch.float32, device="cpu")
         if u.dim() != 4 or u.shape[2] != len(tasks) or u.shape[3] != model.u_dim:
             raise ValueError(
                 f"u_draws must be (chain, draw, {len(tasks)} tasks, {model.u_dim}), got {tuple(u.shape)}"
@@ -187,22 +187,24 @@ def to_inference_data(
             theta = model.theta_of_u(u[:, :, j].reshape(S, -1))  # {name: (S, *shape)}
         else:
             summary = data.points(t, summary_split).unsqueeze(0)
-            theta = model.task_theta(summary, torch.tensor([t]))  # {name: (1, *shape)}
-        total, per = _theta_summaries(target, theta)
+            theta = model.task_theta(summary, torch.tensor([t], device="cpu"))  # {name: (1, *shape)}
+        # theta is where the model is; every number kept here comes back to the CPU
+        total, per = (v.cpu() for v in _theta_summaries(target, theta))
         theta_norm.append(total.expand(S).reshape(C, D))
         tensor_norm.append(per.expand(S, -1).reshape(C, D, -1))
         if len(x) == 0:
             continue
         # log p(x_i | theta_s), z integrated out by importance sampling with the
         # same draws for every theta_s (common random numbers): (S, n), or (1, n) for one theta
-        lp = estimate(target, x.unsqueeze(0), theta, is_samples, log_likelihood=True, chunk=16, generator=g, common_noise=True).log_lik
+        lp = estimate(target, x.unsqueeze(0), theta, is_samples, log_likelihood=True, chunk=16, generator=g,
+                      common_noise=True).log_lik.cpu()
         lp = lp.expand(S, len(x))
         ll.append(lp.reshape(C, D, len(x)))
         obs_x.append(x)
-        obs_task.append(torch.full((len(x),), t, dtype=torch.long))
+        obs_task.append(torch.full((len(x),), t, dtype=torch.long, device="cpu"))
         if predictive:
-            z = torch.randn((S, len(x), target.z_dim), generator=g)
-            x_rep = target.likelihood.sample(target.decode(z, theta), len(target.x_shape), g)
+            z = draw_normal((S, len(x), target.z_dim), next(iter(theta.values())), g)  # on the CPU, moved to theta's device
+            x_rep = target.likelihood.sample(target.decode(z, theta), len(target.x_shape), g).cpu()
             pp.append(x_rep.reshape((C, D, len(x)) + data.x_shape))
     if not ll:
         raise ValueError(f"no {split} points in the chosen tasks of {data.name}")
@@ -227,7 +229,7 @@ def to_inference_data(
     if u is not None:
         posterior["u"] = u.numpy()
         dims["u"] = ["task", "u_dim"]
-        sample_stats = {"log_prior": model.log_prior_u(u).numpy()}  # (C, D, T)
+        sample_stats = {"log_prior": model.log_prior_u(u).cpu().numpy()}  # (C, D, T)
         if log_q is not None:
             sample_stats["log_q"] = log_q.numpy()
     coords = {

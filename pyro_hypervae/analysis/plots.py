@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from ..data.tasks import TaskDataset
+from ..inference.device import model_device
 from .inference_data import active_u_dims
 
 
@@ -55,7 +56,7 @@ def render_model(model, x: Tensor, filename: Optional[str | Path] = None, render
     """
     return pyro.render_model(
         model.model,
-        model_args=(x,),
+        model_args=(x.to(model_device(model)),),  # traced where the model is
         filename=str(filename) if filename is not None else None,
         render_distributions=render_distributions,
         render_deterministic=render_deterministic,

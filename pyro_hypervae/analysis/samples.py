@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from ..data.tasks import TaskDataset
+from ..nets.estimator import draw_normal
 from .plots import pyplot
 
 
@@ -18,16 +19,17 @@ def sample_task(model, data: TaskDataset, task: int, n: int = 64, generator: tor
     """n draws from task ``task``'s target VAE, theta decoded from q(u | its training
     points), z ~ N(0, I): the likelihood's mean given z (pixel probabilities for
     Bernoulli data; ``noise=False``), or x ~ p(x | z) itself, with the observation
-    noise (``noise=True``). (n,) + x_shape, in the data's own units."""
+    noise (``noise=True``). (n,) + x_shape, in the data's own units, on the CPU (computed
+    where the model is; the draws made on ``generator``'s device, the CPU, and moved)."""
     if n < 1:
         raise ValueError(f"the number of draws (--n) must be at least 1, got {n}")
     task = data.task_index(task)
-    theta = model.task_theta(data.points(task, "train").unsqueeze(0), torch.tensor([task]))
-    z = torch.randn((1, n, model.target.z_dim), generator=generator)
+    theta = model.task_theta(data.points(task, "train").unsqueeze(0), torch.tensor([task], device="cpu"))
+    z = draw_normal((1, n, model.target.z_dim), next(iter(theta.values())), generator)
     if not noise:
-        return model.target.decoded_mean(z, theta)[0]
+        return model.target.decoded_mean(z, theta)[0].cpu()
     out = model.target.decode(z, theta)
-    return model.target.likelihood.sample(out, len(model.target.x_shape), generator=generator)[0].float()
+    return model.target.likelihood.sample(out, len(model.target.x_shape), generator=generator)[0].float().cpu()
 
 
 def save_beside_data(samples: Tensor, real: Tensor, path: str | Path, title: str = "", what: str = "generated") -> Path:

@@ -10,13 +10,16 @@ import numpy as np
 from ..analysis.curves import load_histories, plot_histories
 from ..analysis.inference_data import active_u_dims, lppd, to_inference_data
 from ..analysis.plots import example_batch, plot_u_forest, render_model
+from ..inference.device import resolve_device
 from ..models.build import load_run
+from .settings import add_device_flag
 
 
 def cmd_inspect(args) -> int:
     import arviz as az
 
-    _, data, model = load_run(args.run)
+    device = resolve_device(args.device)
+    _, data, model = load_run(args.run, device=device)
     idata = to_inference_data(
         model,
         data,
@@ -83,6 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the draws")
     p.add_argument("--forest", default=None, help="also write a forest plot of u (PNG)")
     p.add_argument("--graph", default=None, help="also render the graphical model (.svg/.png)")
+    add_device_flag(p)
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("curves", help="PNG of the training curves (loss, KL(u)) of one or more runs")

@@ -9,7 +9,9 @@ import torch
 from ..analysis.samples import save_grid
 from ..checkpoint import write_json_atomic
 from ..discovery import BOX, OBJECTIVES, discovery_problem, search
+from ..inference.device import resolve_device
 from ..models.build import load_run
+from .settings import add_device_flag
 
 METHODS = {"hypervae": "hypervae", "vae": "vae", "random": "hypervae"}   # method -> the model its run must hold
 
@@ -23,7 +25,8 @@ def cmd_discover(args) -> int:
         raise ValueError(f"--q (designs proposed per BO step) must be at least 1, got {args.q}")
     if args.seed < 0:
         raise ValueError(f"--seed must be >= 0, got {args.seed}")
-    config, _, model = load_run(args.run)
+    device = resolve_device(args.device)
+    config, _, model = load_run(args.run, device=device)
     if config.model != METHODS[args.method]:
         raise ValueError(f"--method {args.method} searches a {METHODS[args.method]} run; {args.run} holds a {config.model} run")
     problem = discovery_problem(config, args.holdout, seed=args.seed, objective=args.objective)
@@ -61,4 +64,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the search and the judge")
     p.add_argument("--out", required=True, help="JSON file to write (a PNG of the best designs beside it)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_device_flag(p)
     p.set_defaults(func=cmd_discover)

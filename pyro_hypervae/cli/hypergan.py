@@ -11,6 +11,8 @@ from ..checkpoint import CHECKPOINT_FILE, CONFIG_FILE, write_json_atomic
 from ..data.sources import read_points
 from ..data.tasks import DataError
 from ..hypergan import HyperGANConfig, build, evaluate_method, fit, load_run, member_outputs, uncertainty_scores
+from ..inference.device import resolve_device
+from .settings import add_device_flag
 
 FLAG_FIELDS = [f for f in dataclasses.fields(HyperGANConfig)]
 
@@ -28,6 +30,7 @@ def config_from_args(args, base: HyperGANConfig | None = None) -> HyperGANConfig
 
 
 def cmd_train(args) -> int:
+    device = resolve_device(args.device)
     out = Path(args.out)
     if args.resume:
         if not (out / CHECKPOINT_FILE).exists():
@@ -40,7 +43,7 @@ def cmd_train(args) -> int:
     data, method = build(config)
     print(data.summary())
     print("parameter counts:", method.param_counts())
-    fit(method, data, out, resume=args.resume, progress=not args.no_progress)
+    fit(method, data, out, resume=args.resume, progress=not args.no_progress, device=device)
     print(f"saved run to {out}")
     return 0
 
@@ -55,7 +58,8 @@ def format_accuracy(result: dict) -> str:
 def cmd_evaluate(args) -> int:
     if any(k < 1 for k in args.members):
         raise ValueError(f"--members takes ensemble sizes of at least 1, got {args.members}")
-    config, data, method = load_run(args.run)
+    device = resolve_device(args.device)
+    config, data, method = load_run(args.run, device=device)
     split = data.split(args.split)
     result = {"run": str(args.run), "method": config.method, "dataset": data.name, "split": args.split, "seed": args.seed,
               **evaluate_method(method, split.x, split.y, args.members, args.seed, regression=data.is_regression)}
@@ -78,7 +82,8 @@ def cmd_evaluate(args) -> int:
 def cmd_score(args) -> int:
     if args.members < 1:
         raise ValueError(f"--members must be at least 1, got {args.members}")
-    config, data, method = load_run(args.run)
+    device = resolve_device(args.device)
+    config, data, method = load_run(args.run, device=device)
     if data.is_regression:
         raise ValueError("score takes a classification run (entropy and variance of softmax outputs); this run is a regression")
     x = read_points(args.data, data.x_shape)
@@ -114,6 +119,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--out", required=True, help=f"run directory ({CONFIG_FILE}, {CHECKPOINT_FILE}, history.json)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_device_flag(t)
     _add_config_flags(t)
     t.set_defaults(func=cmd_train)
 
@@ -122,6 +128,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--members", type=int, nargs="+", default=[1, 5, 10, 100], help="ensemble sizes (default 1 5 10 100)")
     e.add_argument("--split", default="test", choices=["train", "val", "test"], help="which points (default test)")
     e.add_argument("--seed", type=int, default=0, help="seed of the drawn networks")
+    add_device_flag(e)
     e.set_defaults(func=cmd_evaluate)
 
     s = hsub.add_parser("score", help="per-point entropy and variance (higher = more anomalous) of an .npz's points", allow_abbrev=False)
@@ -130,4 +137,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--out", required=True, help="JSON file to write")
     s.add_argument("--members", type=int, default=100, help="networks drawn (default 100)")
     s.add_argument("--seed", type=int, default=0, help="seed of the drawn networks")
+    add_device_flag(s)
     s.set_defaults(func=cmd_score)

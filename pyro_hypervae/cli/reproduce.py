@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..inference.device import resolve_device
 from ..registry import EXPERIMENTS
+from .settings import add_device_flag
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,11 +16,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     for name, experiment in EXPERIMENTS.items():
         e = experiments.add_parser(name, help=(experiment.__doc__ or "").strip().split("\n")[0])
         experiment.add_arguments(e)
+        add_device_flag(e)  # every experiment computes: its models go there (experiments read args.device)
         e.set_defaults(func=_command(experiment))
 
 
 def _command(experiment):
     def run(args) -> int:
+        resolve_device(args.device)  # refuse a device this machine lacks before anything is trained
         experiment.run(args)
         return 0
 

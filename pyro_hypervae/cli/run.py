@@ -16,15 +16,16 @@ from ..config import Config
 from ..evaluation.metrics import SUMMARIES, evaluate, format_table
 from ..experiments.protocol import LENGTH_KEYS, settings_differences
 from ..inference import distributed
+from ..inference.device import resolve_device
 from ..inference.train import fit
 from ..models.build import build_model, describe_setup, load_data, load_run, resolve_config
 from ..registry import DATASETS
-from .settings import add_setting_flags, config_from_args
+from .settings import add_device_flag, add_setting_flags, config_from_args
 
 
-def train_run(config: Config, out: Path, resume: bool, progress: bool, over_processes: bool = False):
-    """Load the config's data, build its model, fit it into ``out``: (data, model).
-    ``over_processes``: one of torchrun's processes (only rank 0 prints)."""
+def train_run(config: Config, out: Path, resume: bool, progress: bool, over_processes: bool = False, device=None):
+    """Load the config's data, build its model, fit it into ``out`` on ``device``: (data, model).
+    ``over_processes``: one of torchrun's processes (only rank 0 prints; ``cuda`` is each one's own GPU)."""
     say = print if distributed.is_main() else (lambda *a: None)
     data = load_data(config)
     say(data.summary())
@@ -32,7 +33,7 @@ def train_run(config: Config, out: Path, resume: bool, progress: bool, over_proc
     config = resolve_config(config, data)
     model = build_model(config, data)
     say("parameter counts:", model.param_counts())
-    fit(model, data, config, out_dir=out, resume=resume, progress=progress, distributed=over_processes)
+    fit(model, data, config, out_dir=out, resume=resume, progress=progress, distributed=over_processes, device=device)
     return data, model
 
 
@@ -46,6 +47,7 @@ def with_absolute_dataset(config: Config) -> Config:
 
 
 def cmd_train(args) -> int:
+    device = resolve_device(args.device)  # refuse a device this machine lacks before anything is read
     out = Path(args.out)
     if (out / CHECKPOINT_FILE).exists() and not args.resume:
         raise SystemExit(f"{out} already holds a checkpoint; pass --resume to continue it or choose another --out")
@@ -68,10 +70,10 @@ def cmd_train(args) -> int:
         raise SystemExit(f"{processes} processes (torchrun's WORLD_SIZE) share each batch's tasks, at least one each: "
                          f"--tasks-per-batch is {config.train.tasks_per_batch}; raise it to {processes} or more, or "
                          f"launch fewer processes (--nproc_per_node)")
-    over_processes = processes > 1 and distributed.setup()
+    over_processes = processes > 1 and distributed.setup(str(device))
     main = distributed.is_main()
     try:
-        train_run(config, out, args.resume, not args.no_progress, over_processes)
+        train_run(config, out, args.resume, not args.no_progress, over_processes, device)
     finally:
         if over_processes:
             distributed.teardown()
@@ -81,7 +83,8 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    config, data, model = load_run(args.run, dataset=args.dataset)
+    device = resolve_device(args.device)
+    config, data, model = load_run(args.run, dataset=args.dataset, device=device)
     if args.dataset:
         print(f"evaluating the run in {args.run} on {args.dataset} (not the data it was trained on), loaded as it loaded its own")
     samples = config.eval.samples if args.eval_samples is None else args.eval_samples
@@ -97,7 +100,8 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    _, data, model = load_run(args.run)
+    device = resolve_device(args.device)
+    _, data, model = load_run(args.run, device=device)
     names = data.task_names
     task = data.find_task(args.task)
     samples = sample_task(model, data, task, args.n, generator=torch.Generator().manual_seed(args.seed), noise=not args.means)
@@ -114,6 +118,7 @@ def cmd_sample(args) -> int:
 
 def cmd_demo(args) -> int:
     """Train HyperVAE and the pooled VAE on the same data and budget, compare on test."""
+    device = resolve_device(args.device)
     base = config_from_args(args)
     out = Path(args.out)
     results = []
@@ -124,7 +129,7 @@ def cmd_demo(args) -> int:
             if not args.overwrite:
                 raise SystemExit(f"{run} already holds a checkpoint; pass --overwrite, remove {out} or choose another --out")
             (run / CHECKPOINT_FILE).unlink()
-        data, model = train_run(config, run, False, not args.no_progress)
+        data, model = train_run(config, run, False, not args.no_progress, device=device)
         result = evaluate(model, data, num_samples=config.eval.samples)
         (run / "metrics.json").write_text(json.dumps(result, indent=2))
         results.append(result)
@@ -140,6 +145,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="run directory (config.json, checkpoint.pt, history.json)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_device_flag(p)
     add_setting_flags(p)
     p.set_defaults(func=cmd_train)
 
@@ -155,6 +161,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", default=None, metavar="NAME_OR_NPZ",
                    help="evaluate on these data instead of the run's own, on purpose (loaded as the run loaded its own: "
                         "binarization, seed, split); writes RUN/metrics_STEM.json")
+    add_device_flag(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("sample", help="PNG of draws from one task's generated VAE beside the task's real points")
@@ -166,11 +173,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--grid", action="store_true", help="only the draws, as a grid (images) or heat map (vectors)")
     p.add_argument("--seed", type=int, default=0, help="seed of the draws")
     p.add_argument("--out", default=None, help="PNG path (default RUN/samples_taskT.png)")
+    add_device_flag(p)
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("demo", help="HyperVAE vs the pooled VAE, same data and budget, table on test")
     p.add_argument("--out", default="runs/demo", help="directory for both runs")
     p.add_argument("--overwrite", action="store_true", help="replace the runs already in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_device_flag(p)
     add_setting_flags(p)
     p.set_defaults(func=cmd_demo)

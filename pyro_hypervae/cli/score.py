@@ -12,8 +12,10 @@ from ..checkpoint import write_json_atomic
 from ..data.sources import read_points
 from ..data.tasks import DataError
 from ..evaluation.outliers import DEFAULT_SCORES, LABELLED_SCORES, labelled_scores, check_score_name, default_score, outlier_scores, paradox_warning, score_reference
+from ..inference.device import resolve_device
 from ..models.build import load_run
 from ..registry import SCORES
+from .settings import add_device_flag
 
 
 def read_task_labels(path, data, n: int) -> torch.Tensor:
@@ -59,7 +61,8 @@ def cmd_score_labelled(args, config, data, model, x) -> int:
 
 
 def cmd_score(args) -> int:
-    config, data, model = load_run(args.run)
+    device = resolve_device(args.device)
+    config, data, model = load_run(args.run, device=device)
     x = read_points(args.data, model.target.x_shape)
     try:
         model.target.likelihood.check(x)
@@ -118,4 +121,5 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="score each point under the model of its own task: the .npz's array 'task' names one of the run's "
                         "tasks per point (name or index); scores " + ", ".join(LABELLED_SCORES) + " (default neg_elbo), "
                         "typicality against that task's training points. Without it each point is its own one-point task")
+    add_device_flag(p)
     p.set_defaults(func=cmd_score)

@@ -13,6 +13,16 @@ from pathlib import Path
 from typing import Optional
 
 from ..config import PATHS, Config, parse_overrides, parse_value, setting_choices, setting_default, setting_help
+from ..inference.device import DEVICE_CHOICES
+
+DEVICE_HELP = (f"where to compute: {DEVICE_CHOICES} (auto: cuda when available, else cpu; default cpu). The model "
+               "goes there, the data stay on the CPU and each batch is moved; not part of the run's settings, so a "
+               "run trained on one device is evaluated or resumed on any (docs/howto/gpu.md)")
+
+
+def add_device_flag(p: argparse.ArgumentParser) -> None:
+    """``--device`` (default cpu), read with ``inference.device.resolve_device`` by the command."""
+    p.add_argument("--device", default="cpu", metavar="DEVICE", help=DEVICE_HELP)
 
 
 def _typed(short: str):

@@ -10,6 +10,10 @@
 One evaluation = one design decoded and scored by the objective; every
 method stops at ``budget`` evaluations. Shapes: z (B, z_dim), designs
 (B,) + x_shape.
+
+Devices: the model decodes where it is; the GP, the latents, the designs and
+the objective stay on the CPU (each batch of z is moved to the model, each
+batch of designs back).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from typing import Callable, List, Optional, Tuple
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
+
+from ..inference.device import fork_rng, model_device
 
 BOX = 5.0
 
@@ -110,7 +116,8 @@ def bo_search(model, objective: Callable[[Tensor], Tensor], budget: int = 300, p
     g = torch.Generator().manual_seed(seed)
     result = SearchResult(method, budget)
     x_shape = tuple(model.target.x_shape)
-    design = torch.zeros(x_shape)
+    device = model_device(model)
+    design = torch.zeros(x_shape, device="cpu")
     best_z: Optional[Tensor] = None
     previous, history = None, None
     bar = tqdm(total=budget, disable=not progress, desc=f"discover ({method})")
@@ -121,8 +128,8 @@ def bo_search(model, objective: Callable[[Tensor], Tensor], budget: int = 300, p
 
         def f(z: Tensor) -> Tensor:
             result.latents.extend(z.float())
-            with torch.no_grad():   # z (B, z_dim) under the one decoder theta {name: (1, ...)}
-                designs = model.target.decoded_mean(z.float().unsqueeze(0), theta)[0]
+            with torch.no_grad():   # z (B, z_dim) under the one decoder theta {name: (1, ...)}, on the model's device
+                designs = model.target.decoded_mean(z.float().unsqueeze(0).to(device), theta)[0].cpu()
             scores = objective(designs)
             result.record(designs, scores)
             i = int(scores.argmax())
@@ -147,16 +154,17 @@ def random_search(model, objective: Callable[[Tensor], Tensor], budget: int = 30
     """``budget`` designs from u ~ p(u) and z ~ U[-5, 5]^z_dim, one generated decoder per design."""
     _check_budget(budget)
     g = torch.Generator().manual_seed(seed)
+    device = model_device(model)
     result = SearchResult("random", budget)
     bar = tqdm(total=budget, disable=not progress, desc="discover (random)")
     while result.evaluations < budget:
         n = min(batch, budget - result.evaluations)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=g)))
+        with fork_rng(device):  # u ~ p(u) drawn by the model's device's generator, seeded from g
+            torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=g, device="cpu")))
             u = model.sample_prior_u(n)
-        z = torch.rand(n, 1, model.target.z_dim, generator=g) * 2 * BOX - BOX
+        z = torch.rand(n, 1, model.target.z_dim, generator=g, device="cpu") * 2 * BOX - BOX
         result.latents.extend(z[:, 0])
-        designs = model.target.decoded_mean(z, model.theta_of_u(u))[:, 0]
+        designs = model.target.decoded_mean(z.to(device), model.theta_of_u(u))[:, 0].cpu()
         result.record(designs, objective(designs))
         result.round_designs.append(result.best_design.clone())
         bar.update(n)

@@ -37,17 +37,18 @@ def task_elbo(hvae: nn.Module, xs: Sequence[Tensor], loc: Tensor, scale: Tensor,
     g = torch.Generator().manual_seed(seed)
     elbo, data_term, kl_u = [], [], []
     for t, x in enumerate(xs):
-        u = loc[t] + scale[t] * torch.randn(num_samples, hvae.u_dim, generator=g)  # (K, u_dim)
+        # drawn on the CPU, moved to loc's device (the model's): the same draws on every device
+        u = loc[t] + scale[t] * torch.randn(num_samples, hvae.u_dim, generator=g, device="cpu").to(loc.device)  # (K, u_dim)
         theta = hvae.theta_of_u(u)  # {name: (K, *shape)}
         neg_data = estimate(hvae.target, x.unsqueeze(0), theta, generator=g).neg_elbo.sum(-1)  # (K,): one z per point and draw
         pos = scale[t] > 0
-        log_q = dist.Normal(loc[t][pos], scale[t][pos]).log_prob(u[:, pos]).sum(-1) if pos.any() else torch.zeros(num_samples)
+        log_q = dist.Normal(loc[t][pos], scale[t][pos]).log_prob(u[:, pos]).sum(-1) if pos.any() else u.new_zeros(num_samples)
         k = log_q - hvae.log_prior_u(u)
         n = len(x)
         elbo.append(-(neg_data + k).mean() / n)
         data_term.append(neg_data.mean() / n)
         kl_u.append(k.mean())
-    return {"elbo": torch.stack(elbo), "data": torch.stack(data_term), "kl_u": torch.stack(kl_u)}
+    return {"elbo": torch.stack(elbo).cpu(), "data": torch.stack(data_term).cpu(), "kl_u": torch.stack(kl_u).cpu()}
 
 
 @dataclass
@@ -141,7 +142,7 @@ def amortization_gap(
     xs = [data.points(t, split) for t in range(data.num_tasks)]
     a = task_elbo(hvae, xs, a_loc, a_scale, num_samples, seed)
     p = task_elbo(hvae, xs, p_loc.detach(), p_scale.detach(), num_samples, seed)
-    n = torch.tensor([float(len(x)) for x in xs])
+    n = torch.tensor([float(len(x)) for x in xs], device="cpu")
     return GapReport(list(data.task_names), a["elbo"], p["elbo"], a["kl_u"], p["kl_u"], per_task_guide, a["data"], p["data"], n)
 
 
@@ -160,9 +161,9 @@ def compare_to_nuts(hvae: nn.Module, data: TaskDataset, task: int, result: Optio
     elif result.task != task:
         raise ValueError(f"result is for task {result.task}, not {task}")
     x = data.points(task, result.split)[: result.n_points]  # the points NUTS saw
-    loc, scale = task_posterior(hvae, x, task)
+    loc, scale = (t.cpu() for t in task_posterior(hvae, x, task))
     mean, std = (t[0] for t in result.posterior())
-    low, high = (torch.as_tensor(result.hdi[:, i], dtype=loc.dtype) for i in (0, 1))
+    low, high = (torch.as_tensor(result.hdi[:, i], dtype=loc.dtype, device="cpu") for i in (0, 1))
     inside = (low <= loc) & (loc <= high)
     return {
         "task": data.task_names[task],

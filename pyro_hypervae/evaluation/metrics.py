@@ -15,6 +15,12 @@ use their one theta per task. Then, for each evaluated point x, in nats:
 * kl_u: KL(q(u|D_t) || p(u)) of the same q(u | D_t) that decoded theta,
   divided by the number of evaluated points of the task (the model's
   description length per point); ``kl_u_task`` is the total.
+
+Devices: the numbers are computed where the model is (``device=`` moves it
+first; ``inference.device``); the points stay on the CPU and are moved there a
+task at a time; the per-point numbers come back to the CPU. The importance
+samples are drawn on the CPU (``nets.estimator``), so the numbers agree across
+devices up to float rounding.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import torch
 from torch import Tensor
 
 from ..data.tasks import TaskDataset
+from ..inference.device import place
 from .baselines import beaten_by, reference_baselines
 from ..nets.estimator import estimate
 from ..nets.params import Params
@@ -36,11 +43,12 @@ def point_metrics(model, x: Tensor, theta: Params, num_samples: int = 1024, chun
     """Per-point neg_elbo, nll, kl_z, each (n,), for points x (n,) + x_shape under
     one target VAE's parameters theta {name: (1, *shape)}, or under one VAE per
     point, theta {name: (n, *shape)}; K = ``num_samples`` importance samples drawn
-    ``chunk`` at a time (``nets.estimator.estimate``)."""
+    ``chunk`` at a time (``nets.estimator.estimate``). Computed where theta is (x is
+    moved there); the results are on the CPU."""
     per_point = next(iter(theta.values())).shape[0] > 1 or len(x) == 1
     x = x.unsqueeze(1) if per_point else x.unsqueeze(0)  # (n, 1) or (1, n) + x_shape: (models, points)
     e = estimate(model.target, x, theta, num_samples, log_likelihood=True, chunk=chunk)
-    return {"neg_elbo": e.neg_elbo.reshape(-1), "nll": -e.log_lik.reshape(-1), "kl_z": e.kl_z.reshape(-1)}
+    return {"neg_elbo": e.neg_elbo.reshape(-1).cpu(), "nll": -e.log_lik.reshape(-1).cpu(), "kl_z": e.kl_z.reshape(-1).cpu()}
 
 
 SUMMARIES = ("all", "point")
@@ -53,7 +61,8 @@ def _summaries(train: Tensor, summary: str, draws: int, generator: torch.Generat
     if summary == "all":
         return [train.unsqueeze(0)]
     n = len(train)
-    pick = torch.randperm(n, generator=generator)[:draws] if draws <= n else torch.randint(n, (draws,), generator=generator)
+    pick = (torch.randperm(n, generator=generator, device="cpu")[:draws] if draws <= n
+            else torch.randint(n, (draws,), generator=generator, device="cpu"))
     return [train[i : i + 1].unsqueeze(0) for i in pick.tolist()]
 
 
@@ -64,7 +73,7 @@ def _mean_std(rows: List[Dict[str, float]], keys) -> Tuple[Dict[str, float], Dic
 
 @torch.no_grad()
 def evaluate(model, data: TaskDataset, split: str = "test", num_samples: int = 1024, summary: str = "all",
-             draws: int = 1, seed: int = 0, baselines: bool = True) -> dict:
+             draws: int = 1, seed: int = 0, baselines: bool = True, device=None) -> dict:
     """Metrics per task and their mean over tasks, in nats per point (the module doc).
 
     Args:
@@ -80,6 +89,8 @@ def evaluate(model, data: TaskDataset, split: str = "test", num_samples: int = 1
         baselines: also the NLL of trivial models on the same points
             (``evaluation.baselines``), under ``"baselines"``, and a warning in
             ``"warnings"`` for each one the model does not beat.
+        device: where to compute (``cpu``, ``cuda``, ...): the model is moved
+            there first (in place); None: where it is.
 
     With R > 1, every number is the mean over the R draws; ``spread`` (and each
     task's ``std_over_draws``) is the standard deviation over the draws of the
@@ -91,6 +102,7 @@ def evaluate(model, data: TaskDataset, split: str = "test", num_samples: int = 1
         raise ValueError(f"draws must be >= 1, got {draws}")
     if num_samples < 1:
         raise ValueError(f"the importance samples (--eval-samples) must be at least 1, got {num_samples}")
+    place(model, device)
     model.eval()
     one_theta = summary == "all" or model.u_dim == 0
     g = torch.Generator().manual_seed(seed)
@@ -99,7 +111,7 @@ def evaluate(model, data: TaskDataset, split: str = "test", num_samples: int = 1
         x_eval = data.points(t, split)
         if len(x_eval) == 0:
             continue
-        idx = torch.tensor([t])
+        idx = torch.tensor([t], device="cpu")
         rows = []
         for x_summary in _summaries(data.points(t, "train"), "all" if one_theta else "point", draws, g):
             theta = model.task_theta(x_summary, idx)  # {name: (1, *shape)}

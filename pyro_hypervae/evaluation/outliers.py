@@ -42,6 +42,10 @@ positive class) and FPR / FNR at a threshold: by default the 95th percentile of
 the scores of the normal *training* points (so FPR is about 5% when test and
 train scores agree). A point is flagged an outlier when its score is above the
 threshold. ``fpr95`` is the FPR at 95% TPR (``fpr_at_95_tpr``).
+
+Devices: scores are computed where the model is (``device=`` moves it first;
+``inference.device``), the points are moved there a chunk at a time, and every
+score comes back to the CPU, where the compressors, references and metrics work.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..inference.device import place
 from ..registry import SCORES
 
 # the scores ``pyro-hypervae score`` uses when none is named, the first the model
@@ -115,7 +120,7 @@ def compressed_bits(x: Tensor, compressor: str = "bz2") -> Tensor:
         raise ValueError("compressed_bits takes pixel values in [0, 1]")
     binary = bool(np.isin(arr, (0.0, 1.0)).all())
     compress = COMPRESSORS[compressor]
-    return torch.tensor([8 * len(compress(img, binary)) for img in arr], dtype=torch.float32)
+    return torch.tensor([8 * len(compress(img, binary)) for img in arr], dtype=torch.float32, device="cpu")
 
 
 # --------------------------------------------------------------------------
@@ -153,11 +158,12 @@ def default_score(model) -> str:
 
 
 def _base_scores(model, x: Tensor, num_samples: int, chunk: int) -> Dict[str, Tensor]:
+    """The model's own scores of x, ``chunk`` points at a time on the model's device, on the CPU."""
     model.eval()
     out: Dict[str, list] = {}
     for s in range(0, len(x), chunk):
         for k, v in model.outlier_scores(x[s : s + chunk], num_samples).items():
-            out.setdefault(k, []).append(v)
+            out.setdefault(k, []).append(v.cpu())
     return {k: torch.cat(v) for k, v in out.items()}
 
 
@@ -186,12 +192,16 @@ def combine(scores: Dict[str, Tensor], names: Sequence[str], reference: ScoreRef
 
 @torch.no_grad()
 def outlier_scores(model, x: Tensor, num_samples: int = 8, chunk: int = 100,
-                   reference: Optional[ScoreReference] = None, combinations: Sequence[str] = ()) -> Dict[str, Tensor]:
+                   reference: Optional[ScoreReference] = None, combinations: Sequence[str] = (),
+                   device=None) -> Dict[str, Tensor]:
     """Scores of points x (n,) + x_shape under a trained model, higher = more
     anomalous: {score name: (n,)}, each point scored alone, ``chunk`` points at a
     time: the model's own (``model.outlier_scores``), the derived ones
     (``derived_scores``; ``typicality`` needs ``reference``) and the
-    ``combinations`` asked for ("A+B": z-values summed; need ``reference``)."""
+    ``combinations`` asked for ("A+B": z-values summed; need ``reference``).
+    ``device``: where to compute (the model is moved there first); None: where it is.
+    The scores are on the CPU."""
+    place(model, device)
     scores = _base_scores(model, x, num_samples, chunk)
     scores |= derived_scores(scores, x, model, reference)
     for c in combinations:
@@ -202,10 +212,10 @@ def outlier_scores(model, x: Tensor, num_samples: int = 8, chunk: int = 100,
 
 
 @torch.no_grad()
-def score_reference(model, x_train: Tensor, num_samples: int = 8, chunk: int = 100) -> ScoreReference:
+def score_reference(model, x_train: Tensor, num_samples: int = 8, chunk: int = 100, device=None) -> ScoreReference:
     """The scores of normal training points x_train (n,) + x_shape, typicality included
-    (its mean taken over these same points)."""
-    s = outlier_scores(model, x_train, num_samples, chunk)
+    (its mean taken over these same points); ``device`` as for ``outlier_scores``."""
+    s = outlier_scores(model, x_train, num_samples, chunk, device=device)
     ref = ScoreReference({k: v.double().numpy() for k, v in s.items()})
     if "neg_elbo" in ref.scores:
         ref.scores["typicality"] = np.abs(ref.scores["neg_elbo"] - ref.mean("neg_elbo"))
@@ -218,24 +228,26 @@ LABELLED_SCORES = ("neg_elbo", "complexity", "complexity_png", "typicality")
 
 @torch.no_grad()
 def labelled_scores(model, data, x: Tensor, tasks: Tensor, num_samples: int = 8,
-                    reference_points: int = 1000) -> Tuple[Dict[str, Tensor], Dict[str, np.ndarray]]:
+                    reference_points: int = 1000, device=None) -> Tuple[Dict[str, Tensor], Dict[str, np.ndarray]]:
     """Points x (n,) + x_shape, each scored under the model of its own task ``tasks`` (n,)
     (indices of ``data``'s tasks): theta_t decoded from task t's training points, as
     ``evaluate`` does; "is x an outlier *of task t*?". Scores: ``neg_elbo``, the complexity
     scores for images under a discrete likelihood, and ``typicality`` against task t's own
     training points (at most ``reference_points`` of each task).
 
-    Returns (scores {name: (n,)}, reference {name: the same scores of the tasks' training points})."""
+    Returns (scores {name: (n,)}, reference {name: the same scores of the tasks' training points}),
+    on the CPU; ``device`` as for ``outlier_scores``."""
     from .metrics import point_metrics
 
+    place(model, device)
     model.eval()
     images = "complexity" in available_scores(model)
-    scores = {n: torch.zeros(len(x)) for n in LABELLED_SCORES if images or not n.startswith("complexity")}
+    scores = {n: torch.zeros(len(x), device="cpu") for n in LABELLED_SCORES if images or not n.startswith("complexity")}
     reference: Dict[str, list] = {n: [] for n in scores}
     for t in tasks.unique().tolist():
         rows = tasks == t
         train = data.points(t, "train")
-        theta = model.task_theta(train.unsqueeze(0), torch.tensor([t]))
+        theta = model.task_theta(train.unsqueeze(0), torch.tensor([t], device="cpu"))
         ref_x = train[:reference_points]
         mine = point_metrics(model, x[rows], theta, num_samples)["neg_elbo"]
         ref = point_metrics(model, ref_x, theta, num_samples)["neg_elbo"]

@@ -19,7 +19,7 @@ from ..config import Config
 from ..discovery import discovery_problem, search
 from ..models.build import load_data
 from ..registry import EXPERIMENTS
-from .report import add_output_options, command_line, log, read_reports, write_outputs
+from .report import add_output_options, command_line, device_of, log, read_reports, write_outputs
 from .runs import train_or_reuse
 
 METHODS = ("hypervae", "vae", "random")
@@ -67,7 +67,7 @@ class Discovery:
                 for kind in ("hypervae", "vae"):
                     config = base.replace(model=kind, seed=seed, holdout=str(task))
                     out = Path(args.runs) / Path(args.dataset).stem / f"holdout-{task}" / f"{kind}_s{seed}"
-                    model, *_ = train_or_reuse(config, load_data(config), out, not args.no_progress)
+                    model, *_ = train_or_reuse(config, load_data(config), out, not args.no_progress, device=device_of(args))
                     model.eval()
                     models[kind] = (config, model)
                 problem = discovery_problem(models["hypervae"][0], seed=seed, objective=args.objective)

@@ -34,11 +34,12 @@ from ..data.sources import load_dataset
 from ..evaluation.outliers import fpr_at_95_tpr
 from ..hypergan import HyperGANConfig, build, evaluate_method, fit, load_run, member_outputs, uncertainty_scores
 from ..hypergan.objective import diversity
+from ..inference.device import fork_rng, model_device
 from ..models.build import load_data
 from ..nets.params import flatten_params
 from ..registry import EXPERIMENTS
 from .protocol import refuse_other_settings
-from .report import command_line, log, write_outputs
+from .report import command_line, device_of, log, write_outputs
 from .runs import train_or_reuse as train_or_reuse_hypervae
 
 OUT = "docs/results/hypergan"
@@ -105,9 +106,9 @@ def run_dir(runs: str, config: HyperGANConfig) -> Path:
     return Path(runs) / Path(config.dataset).stem / f"{name}_{config.steps}steps_s{config.seed}"
 
 
-def train_or_reuse(config: HyperGANConfig, runs: str, progress: bool):
-    """(data, trained method, training minutes or None when reused) for ``config`` in its run directory.
-    A run there with other settings is an error; an unfinished one is resumed."""
+def train_or_reuse(config: HyperGANConfig, runs: str, progress: bool, device=None):
+    """(data, trained method, training minutes or None when reused) for ``config`` in its run directory,
+    the method on ``device``. A run there with other settings is an error; an unfinished one is resumed."""
     out = run_dir(runs, config)
     resume = False
     if (out / CHECKPOINT_FILE).exists():
@@ -116,13 +117,13 @@ def train_or_reuse(config: HyperGANConfig, runs: str, progress: bool):
         refuse_other_settings(out, diffs, "pass another --runs or delete it")
         if int(load_checkpoint(out / CHECKPOINT_FILE)["step"]) == config.steps:
             log(f"reusing finished run {out}")
-            _, data, method = load_run(out)
+            _, data, method = load_run(out, device=device)
             return data, method, None
         resume = True
     data, method = build(config)
     log(f"training {config.method} ({config.generator}, ablation {config.ablation}) seed {config.seed} -> {out}")
     t = time.perf_counter()
-    fit(method, data, out, resume=resume, progress=progress)
+    fit(method, data, out, resume=resume, progress=progress, device=device)
     return data, method, (time.perf_counter() - t) / 60
 
 
@@ -157,7 +158,7 @@ class Ensembles:
             for gen in (args.generators if method == "hypergan" else ["mlp"]):
                 per_seed = []
                 for config in _configs(args, [method], generator=gen):
-                    data, m, minutes = train_or_reuse(config, args.runs, not args.no_progress)
+                    data, m, minutes = train_or_reuse(config, args.runs, not args.no_progress, device_of(args))
                     split = data.split(args.split)
                     r = evaluate_method(m, split.x, split.y, args.members, seed=0)
                     r.update(seed=config.seed, train_minutes=minutes, params=m.param_counts(), config=config.to_dict())
@@ -238,7 +239,7 @@ class OutOfDistribution:
         for method in args.methods:
             per_seed = []
             for config in _configs(args, [method]):
-                data, m, _ = train_or_reuse(config, args.runs, not args.no_progress)
+                data, m, _ = train_or_reuse(config, args.runs, not args.no_progress, device_of(args))
                 if tuple(x_ood.shape[1:]) != tuple(data.x_shape):
                     raise ValueError(f"{args.ood} points are {tuple(x_ood.shape[1:])}, the runs take {data.x_shape}")
                 k = m.available(args.members)
@@ -292,15 +293,16 @@ def _plot_histograms(hist: dict, methods: List[str], path: Path, inn: str, out: 
 
 # -- diversity ----------------------------------------------------------------------------------------
 
-def hypervae_diversity(dataset: str, steps: int, seed: int, runs: str, num: int = 100, progress: bool = False) -> dict:
+def hypervae_diversity(dataset: str, steps: int, seed: int, runs: str, num: int = 100, progress: bool = False,
+                       device=None) -> dict:
     """Train a HyperVAE with its defaults on ``dataset`` into ``runs`` (or reuse it there) and measure the
     diversity of the target VAEs decoded from ``num`` draws of u from its prior: every parameter of a
     target VAE in one vector."""
     config = Config(dataset=dataset, steps=steps, seed=seed)
     out = Path(runs) / Path(dataset).stem / f"hypervae_{steps}steps_s{seed}"
-    model, *_ = train_or_reuse_hypervae(config, load_data(config), out, progress)
+    model, *_ = train_or_reuse_hypervae(config, load_data(config), out, progress, device=device)
     model.eval()
-    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+    with torch.no_grad(), fork_rng(model_device(model)):  # the CPU's and the model's device's generators
         torch.manual_seed(seed)
         theta = model.theta_of_u(model.sample_prior_u(num))
         flat = flatten_params(theta, model.target.param_specs, model.target.param_shapes)
@@ -323,7 +325,7 @@ class Diversity:
         for ablation in args.ablations:
             per_seed = []
             for config in _configs(args, ["hypergan"], ablation=ablation):
-                data, m, _ = train_or_reuse(config, args.runs, not args.no_progress)
+                data, m, _ = train_or_reuse(config, args.runs, not args.no_progress, device_of(args))
                 history = json.loads((run_dir(args.runs, config) / "history.json").read_text())
                 test = data.split("test")
                 r = evaluate_method(m, test.x, test.y, [1, 100], seed=0)
@@ -331,7 +333,8 @@ class Diversity:
                                  "curve": [(h["step"], h["diversity"]) for h in history if h.get("diversity") is not None]})
                 log(f"{ablation} seed {config.seed}: diversity {r['diversity']:.4f}, accuracy {r['accuracy']}")
             rows.append({"ablation": ablation, "seeds": per_seed})
-        hv = [hypervae_diversity(args.dataset, args.hypervae_steps, s, args.runs, progress=not args.no_progress)
+        hv = [hypervae_diversity(args.dataset, args.hypervae_steps, s, args.runs, progress=not args.no_progress,
+                                 device=device_of(args))
               for s in args.seeds] if args.hypervae_steps > 0 else []
         report = {"experiment": "hypergan-diversity", "dataset": data.summary(), "command": command_line(), "rows": rows,
                   "hypervae": hv, "config": config.to_dict()}
@@ -388,7 +391,7 @@ class Regression:
         for method in args.methods:
             per_seed = []
             for config in _configs(args, [method]):
-                data, m, _ = train_or_reuse(config, args.runs, not args.no_progress)
+                data, m, _ = train_or_reuse(config, args.runs, not args.no_progress, device_of(args))
                 grid = data.split("test").x
                 k = m.available(100)
                 pred = member_outputs(m, grid, k)[..., 0]         # (M, G)

@@ -43,7 +43,7 @@ from ..evaluation.outliers import available_scores, detection_metrics, outlier_s
 from ..models.build import load_data_and_holdout
 from ..registry import EXPERIMENTS, SCORES
 from .protocol import protocol_config
-from .report import add_output_options, command_line, label, log, read_reports, write_outputs
+from .report import add_output_options, command_line, device_of, label, log, read_reports, write_outputs
 from .runs import train_or_reuse
 
 # HyperGAN's settings per column (the rest HyperGANConfig's defaults): the image pairs as
@@ -152,7 +152,7 @@ def score_hypergan_column(col: Column, kind: str, seed: int, args) -> dict:
                             steps=args.hypergan_steps, pretrain_steps=min(200, args.hypergan_steps),
                             checkpoint_every=max(1, min(200, args.hypergan_steps)), **settings)
     runs = Path(args.runs) / (col.normal if col.outliers else f"{col.normal}-holdout-{col.holdout}")
-    data, method, _ = train_or_reuse_hypergan(config, str(runs), not args.no_progress)
+    data, method, _ = train_or_reuse_hypergan(config, str(runs), not args.no_progress, device=device_of(args))
     _, held = load_labelled_and_holdout(config)
     g = torch.Generator().manual_seed(seed)
     per = args.normal_points
@@ -187,7 +187,7 @@ def score_hypergan_column(col: Column, kind: str, seed: int, args) -> dict:
 def score_hypervae_column(col: Column, kind: str, seed: int, args) -> dict:
     """HyperVAE, the pooled VAE or MetaVAE: every score of ``evaluation.outliers`` it has."""
     config, out, data, held = _config_and_run(col, kind, seed, args)
-    model, *_ = train_or_reuse(config, data, out, not args.no_progress)
+    model, *_ = train_or_reuse(config, data, out, not args.no_progress, device=device_of(args))
     model.eval()
     sets = _point_sets(col, data, held, seed, args)
     torch.manual_seed(seed)

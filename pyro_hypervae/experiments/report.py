@@ -14,6 +14,11 @@ from ..registry import MODELS
 from .paper import PAPER_PARAMS
 
 
+def device_of(args) -> Optional[str]:
+    """The experiment's ``--device`` (the command line adds it to every experiment; None: the CPU)."""
+    return getattr(args, "device", None)
+
+
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 

@@ -33,11 +33,12 @@ import torch
 from ..data.sources import load_dataset
 from ..data.tasks import TaskDataset
 from ..evaluation.metrics import evaluate
+from ..inference.device import resolve_device
 from ..models.build import build_model
 from ..registry import EXPERIMENTS
 from .paper import PAPER_STEPS, PAPER_TABLE1
 from .protocol import ProtocolExperiment, protocol_config
-from .report import command_line, fmt, label, log, param_table, write_outputs
+from .report import command_line, device_of, fmt, label, log, param_table, write_outputs
 from .runs import run_dir, time_eval_point, time_steps, train_or_reuse
 
 
@@ -82,9 +83,11 @@ def table1(args) -> dict:
     if args.budget_minutes > 0:
         log("timing a few steps of each model to size the budget ...")
         for kind in models:
-            timing[kind] = time_steps(protocol_config(args.dataset, data, kind, 2, args.seed, args.overrides), data)
+            timing[kind] = time_steps(protocol_config(args.dataset, data, kind, 2, args.seed, args.overrides), data,
+                                      device=device_of(args))
             log(f"  {kind}: {timing[kind] * 1e3:.0f} ms/step")
         probe = build_model(protocol_config(args.dataset, data, "vae", 1, args.seed), data)
+        probe.to(resolve_device(device_of(args)))
         per_pt = time_eval_point(probe, data, args.eval_samples)
         eval_est = len(models) * (n_nll * per_pt + n_test * per_pt * args.elbo_samples / args.eval_samples) * 1.3
         left = args.budget_minutes * 60 - (time.perf_counter() - t0) - eval_est
@@ -104,7 +107,8 @@ def table1(args) -> dict:
             left = len(models) - i
             deadline = time.perf_counter() + max(0.0, end - time.perf_counter() - eval_est * left / len(models)) / left
         log(f"{label(kind)}: training -> {out}")
-        model, train_s, done, reused = train_or_reuse(config, data, out, not args.no_progress, deadline)
+        model, train_s, done, reused = train_or_reuse(config, data, out, not args.no_progress, deadline,
+                                                      device=device_of(args))
         trained[kind] = model
         log(f"{label(kind)}: evaluating (-EL on {n_test} {split} points, -LL with {args.eval_samples} samples on {n_nll})")
         t = time.perf_counter()

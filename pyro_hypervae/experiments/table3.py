@@ -21,7 +21,7 @@ from ..evaluation.outliers import detection_metrics, outlier_scores, train_thres
 from ..registry import EXPERIMENTS, SCORES
 from .paper import OUTLIER_SOURCE, PAPER_SCORES, PAPER_TABLE3
 from .protocol import ProtocolExperiment, protocol_config
-from .report import command_line, fmt, log, write_outputs
+from .report import command_line, device_of, fmt, log, write_outputs
 from .runs import run_dir, trained_or_new
 
 
@@ -51,7 +51,8 @@ def table3(args) -> dict:
     rows = {}
     for kind in args.models:
         out = run_dir(args.runs, args.dataset, kind)
-        model = trained_or_new(protocol_config(args.dataset, data, kind, args.steps, args.seed, args.overrides), data, out, not args.no_progress)
+        model = trained_or_new(protocol_config(args.dataset, data, kind, args.steps, args.seed, args.overrides), data, out,
+                               not args.no_progress, device=device_of(args))
         torch.manual_seed(args.seed)
         s_test = {k: v for k, v in outlier_scores(model, x, num_samples=args.score_samples).items() if k in PAPER_SCORES}
         s_train = outlier_scores(model, train_x, num_samples=args.score_samples)

@@ -3,6 +3,10 @@
 detection, and the diversity of the generated networks.
 
 Shapes: member outputs (M, N, out); probabilities (M, N, K).
+
+Devices: members are drawn and run where the method is (``device=`` moves it
+first); the points go there a chunk at a time and the outputs come back to the
+CPU, where the metrics are taken.
 """
 
 from __future__ import annotations
@@ -12,27 +16,32 @@ from typing import Dict, Optional, Sequence
 import torch
 from torch import Tensor
 
+from ..inference.device import fork_rng, place
 from .methods import ClassifierEnsemble
 from .objective import diversity
 
 
 @torch.no_grad()
 def _members_and_outputs(method: ClassifierEnsemble, x: Optional[Tensor], num: int, seed: int, chunk: int = 250):
-    """(params of ``num`` members drawn with ``seed``, their outputs (M, N, out) on x in chunks of
-    points, or None without x), on a forked RNG: the caller's draws are untouched."""
+    """(params of ``num`` members drawn with ``seed``, on the method's device; their outputs
+    (M, N, out) on x in chunks of points, on the CPU, or None without x), on a forked RNG (the
+    CPU's and the device's): the caller's draws are untouched."""
     was_training = method.training
     method.eval()
-    with torch.random.fork_rng(devices=[]):
+    with fork_rng(method.device):
         torch.manual_seed(seed)
         params = method.members(num)
-        out = None if x is None else torch.cat([method.outputs(xc, params, num) for xc in x.split(chunk)], dim=1)
+        out = None if x is None else torch.cat([method.outputs(xc, params, num).cpu() for xc in x.split(chunk)], dim=1)
     method.train(was_training)
     return params, out
 
 
-def member_outputs(method: ClassifierEnsemble, x: Tensor, num: int, seed: int = 0, chunk: int = 250) -> Tensor:
-    """Outputs (M, N, out) of ``num`` members on points x (N,) + x_shape, in chunks of points;
-    members drawn once with ``seed`` (on a forked RNG: the caller's draws are untouched)."""
+def member_outputs(method: ClassifierEnsemble, x: Tensor, num: int, seed: int = 0, chunk: int = 250,
+                   device=None) -> Tensor:
+    """Outputs (M, N, out) of ``num`` members on points x (N,) + x_shape, in chunks of points, on
+    the CPU; members drawn once with ``seed`` (on a forked RNG: the caller's draws are untouched).
+    ``device``: where to compute (the method is moved there first); None: where it is."""
+    place(method, device)
     return _members_and_outputs(method, x, num, seed, chunk)[1]
 
 
@@ -72,9 +81,11 @@ def _diversity_of(method: ClassifierEnsemble, params) -> Optional[float]:
 
 
 def evaluate_method(method: ClassifierEnsemble, x: Tensor, y: Tensor, members: Sequence[int] = (1, 5, 10, 100),
-                    seed: int = 0, regression: bool = False) -> dict:
+                    seed: int = 0, regression: bool = False, device=None) -> dict:
     """Accuracy of ensembles of each size in ``members`` (fractions; for regression the RMSE of
-    the ensemble mean instead), mean negative log-likelihood of the full ensemble, diversity."""
+    the ensemble mean instead), mean negative log-likelihood of the full ensemble, diversity.
+    ``device``: where to compute (the method is moved there first); None: where it is."""
+    place(method, device)
     skipped = [k for k in members if method.max_members is not None and k > method.max_members]
     members = [k for k in members if k not in skipped]
     if not members:

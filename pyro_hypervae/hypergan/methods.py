@@ -17,6 +17,12 @@ behind one interface (``ClassifierEnsemble``), registered in ``ENSEMBLES``.
 Every method answers: ``losses(x, y)`` (the training terms), ``members(M)``
 (the parameters of M networks), ``outputs(x, params)`` (M, N, out) and
 ``flat(params)`` (M, P) for the diversity measure.
+
+A method computes where its parameters are (``method.to(device)``): ``losses``
+takes a batch already there (``train.fit`` moves it), ``outputs`` moves its
+points there. The noise of ``members`` is drawn on the CPU and moved, so the
+same seed gives the same members on every device; the training draws (site
+``s``, the dropout masks) come from the device's generator.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from pyro import poutine
 from torch import Tensor, nn
 
 from ..hyper.generators import LayerwiseGenerator
+from ..inference.device import model_device
 from ..nets.classifiers import ParamClassifier
 from ..nets.params import Params, flatten_params
 from ..registry import ENSEMBLES
@@ -49,6 +56,11 @@ class ClassifierEnsemble(nn.Module):
         super().__init__()
         self.classifier, self.config = classifier, config
 
+    @property
+    def device(self) -> torch.device:
+        """Where the method's parameters are, and where it computes."""
+        return model_device(self)
+
     def losses(self, x: Tensor, y: Tensor) -> Dict[str, Tensor]:  # pragma: no cover - abstract
         """Training terms on a batch; ``loss`` is what the optimiser minimises."""
         raise NotImplementedError
@@ -65,6 +77,7 @@ class ClassifierEnsemble(nn.Module):
         """x (N,) + x_shape -> (M, N, out) for the networks of ``params`` (M = ``num``
         when params are shared, as for MC dropout)."""
         lead = next(iter(params.values())).shape[0]
+        x = x.to(next(iter(params.values())).device)
         if num is not None and lead == 1 and num > 1:
             x = x.expand((num,) + tuple(x.shape))
         return self.classifier(x, params, self.dropout)
@@ -113,7 +126,7 @@ class HyperGAN(ClassifierEnsemble):
         """The Pyro model: ``s`` (M, 1, noise) -> ``codes`` -> ``theta`` (M, 1, P) -> ``y`` (M, N).
         x: (N,) + x_shape; y: (N,) or None. Returns the networks' outputs (M, N, out)."""
         with pyro.plate("nets", num_nets, dim=-2):
-            s = pyro.sample("s", dist.Normal(torch.zeros(self.noise_dim), 1.0).to_event(1))
+            s = pyro.sample("s", dist.Normal(torch.zeros(self.noise_dim, device=self.device), 1.0).to_event(1))
             codes = pyro.deterministic("codes", self.mix(s), event_dim=1)
             theta = self.generator(codes.reshape(num_nets, self.num_layers, self.code_dim))
             pyro.deterministic("theta", self.flat(theta).unsqueeze(-2), event_dim=1)
@@ -123,7 +136,7 @@ class HyperGAN(ClassifierEnsemble):
         return out
 
     def members(self, num: int) -> Params:
-        s = torch.randn(num, self.noise_dim)
+        s = torch.randn(num, self.noise_dim, device="cpu").to(self.device)  # the same members on every device
         return self.generator(self.mix(s).reshape(num, self.num_layers, self.code_dim))
 
     # -- the objective -------------------------------------------------------
@@ -148,7 +161,7 @@ class HyperGAN(ClassifierEnsemble):
 
     def pretrain_loss(self, num: int = 256) -> Tensor:
         """Moment matching of the mixer's codes to N(0, I) (authors' pre-training)."""
-        return moment_matching_loss(self.mix(torch.randn(num, self.noise_dim)))
+        return moment_matching_loss(self.mix(torch.randn(num, self.noise_dim, device=self.device)))
 
     def trainable(self):
         return [p for n, p in self.named_parameters() if not n.startswith("discriminator.")]

@@ -42,7 +42,7 @@ def moment_matching_loss(codes: Tensor) -> Tensor:
     mean = codes.mean(0)
     centred = codes - mean
     cov = centred.T @ centred / max(codes.shape[0] - 1, 1)
-    return mean.pow(2).sum() + (cov - torch.eye(codes.shape[1], dtype=codes.dtype)).pow(2).sum()
+    return mean.pow(2).sum() + (cov - torch.eye(codes.shape[1], dtype=codes.dtype, device=codes.device)).pow(2).sum()
 
 
 def diversity(flat_params: Tensor) -> float:

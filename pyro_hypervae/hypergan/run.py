@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Tuple
 
 from ..checkpoint import CHECKPOINT_FILE, CONFIG_FILE, CheckpointError, load_checkpoint
+from ..inference.device import place
 from ..nets.classifiers import ParamClassifier, make_classifier
 from .config import HyperGANConfig
 from .data import LabelledData, load_labelled
@@ -37,8 +38,9 @@ def build(config: HyperGANConfig, data: LabelledData = None) -> Tuple[LabelledDa
     return data, build_method(config, classifier_for(config, data))
 
 
-def load_run(run_dir: str | Path) -> Tuple[HyperGANConfig, LabelledData, ClassifierEnsemble]:
-    """(config, data, trained method) of a HyperGAN run directory."""
+def load_run(run_dir: str | Path, device=None) -> Tuple[HyperGANConfig, LabelledData, ClassifierEnsemble]:
+    """(config, data, trained method) of a HyperGAN run directory; the method on ``device``
+    (``cpu``, ``cuda``, ...; None: the CPU), whatever device trained it."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"no run directory {run_dir}; train one with `pyro-hypervae hypergan train --out {run_dir}`")
@@ -49,5 +51,6 @@ def load_run(run_dir: str | Path) -> Tuple[HyperGANConfig, LabelledData, Classif
         method.load_state_dict(state["model"])
     except (KeyError, RuntimeError) as e:
         raise CheckpointError(f"the checkpoint in {run_dir} does not fit its config.json ({e})") from None
+    place(method, device)
     method.eval()
     return config, data, method

@@ -6,6 +6,10 @@ Each step draws ``batch_size`` training examples (one draw per member for the
 independent ensemble) with a seeded sampler; the checkpoint holds the
 parameters, both optimisers, the RNG states and the history, so a resumed run
 continues the same sequence of draws.
+
+``device`` (``inference.device``): the method is moved there before its
+optimisers are made; the data stay on the CPU and each step's examples are moved
+there; checkpoints hold CPU tensors and, on a GPU, its RNG state (``cuda_rng``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..checkpoint import CHECKPOINT_FILE, CONFIG_FILE, HISTORY_FILE, CheckpointError, load_checkpoint, run_lock, save_atomic
+from ..inference.device import device_rng_state, place, set_device_rng_state
 from ..inference.svi import NonFiniteLossError
 from .data import LabelledData
 from .evaluate import ensemble_accuracy, generated_diversity, member_outputs
@@ -41,16 +46,19 @@ def _record(method: ClassifierEnsemble, data: LabelledData, step: int, terms: di
 
 
 def fit(method: ClassifierEnsemble, data: LabelledData, out_dir: Optional[str | Path] = None, resume: bool = False,
-        progress: bool = True) -> List[dict]:
+        progress: bool = True, device=None) -> List[dict]:
     """Train ``method`` on ``data``'s training split for ``config.steps`` steps (after
     ``pretrain_steps`` of mixer pre-training for HyperGAN); returns the history.
     A non-finite loss raises ``NonFiniteLossError`` and keeps the last good checkpoint;
-    ``out_dir`` is locked while it is written (``checkpoint.run_lock``)."""
+    ``out_dir`` is locked while it is written (``checkpoint.run_lock``). ``device``:
+    where to train (``cpu``, ``cuda``, ...; the method is moved there); None: where it is."""
+    dev = place(method, device)
     with run_lock(out_dir):
-        return _fit(method, data, out_dir, resume, progress)
+        return _fit(method, data, out_dir, resume, progress, dev)
 
 
-def _fit(method: ClassifierEnsemble, data: LabelledData, out_dir, resume: bool, progress: bool) -> List[dict]:
+def _fit(method: ClassifierEnsemble, data: LabelledData, out_dir, resume: bool, progress: bool,
+         device: torch.device = torch.device("cpu")) -> List[dict]:
     c = method.config
     out = Path(out_dir) if out_dir is not None else None
     torch.manual_seed(c.seed)
@@ -72,6 +80,7 @@ def _fit(method: ClassifierEnsemble, data: LabelledData, out_dir, resume: bool, 
                 raise CheckpointError(f"the checkpoint in {out} does not fit this method's settings ({e}); "
                                       "resume with the run's own config.json") from None
             torch.set_rng_state(state["torch_rng"])
+            set_device_rng_state(state.get("cuda_rng"), device)
             sampler.set_state(state["sampler_rng"])
             history = json.loads(state["history"])
             start, pretrained = int(state["step"]), int(state["pretrained"])
@@ -85,7 +94,9 @@ def _fit(method: ClassifierEnsemble, data: LabelledData, out_dir, resume: bool, 
                  "pretrained": pretrained, "config": json.dumps(c.to_dict())}
         if d_optim is not None:
             state["d_optim"] = d_optim.state_dict()
-        save_atomic(state, out / CHECKPOINT_FILE)
+        if device.type == "cuda":
+            state["cuda_rng"] = device_rng_state(device)
+        save_atomic(state, out / CHECKPOINT_FILE)  # CPU tensors: it loads on any device
 
     def check(value: torch.Tensor, what: str, step: int) -> None:
         if not math.isfinite(float(value.detach())):
@@ -109,8 +120,8 @@ def _fit(method: ClassifierEnsemble, data: LabelledData, out_dir, resume: bool, 
     shape = (method.config.members, c.batch_size) if method.per_member_batches else (c.batch_size,)
     bar = tqdm(range(start + 1, c.steps + 1), disable=not progress, desc=f"train {c.method}", initial=start, total=c.steps)
     for step in bar:
-        idx = torch.randint(n, shape, generator=sampler)
-        terms = method.losses(train.x[idx], train.y[idx])
+        idx = torch.randint(n, shape, generator=sampler, device="cpu")  # drawn on the CPU, with the data
+        terms = method.losses(train.x[idx].to(device, non_blocking=True), train.y[idx].to(device, non_blocking=True))
         check(terms["loss"], "the loss", step)
         optim.zero_grad()
         terms["loss"].backward()

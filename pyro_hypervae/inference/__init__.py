@@ -2,10 +2,11 @@
 Priors p(u) (``PRIORS``), task encoders and u-guides q(u | D) (``TASK_ENCODERS``,
 ``U_GUIDES``), the MDL ELBO, the one SVI loop (``fit`` a whole model, ``refit``
 parts of one; ``fit`` also over torchrun's processes, ``distributed``),
-and NUTS over u. Nothing here imports a model: models (stage 5)
-compose these parts, and the loops take any model with ``model``, ``guide``
-and ``parts``."""
+NUTS over u, and where a model computes (``device``: ``resolve_device``).
+Nothing here imports a model: models (stage 5) compose these parts, and the
+loops take any model with ``model``, ``guide`` and ``parts``."""
 
+from .device import resolve_device
 from .elbo import MDLELBO, NATS_PER_BIT, MDLTerms, mask_points
 from .nuts import NUTSResult, TaskLogDensity, nuts_u
 from .priors import MixturePrior, StandardNormalPrior, VampPrior, make_prior
@@ -19,5 +20,6 @@ __all__ = [
     "AmortizedUGuide", "AutoDeltaUGuide", "AutoNormalUGuide", "MDLELBO", "MDLTerms", "MixturePrior", "NATS_PER_BIT",
     "NUTSResult", "NonFiniteLossError", "PerTaskUGuide", "RandomPointEncoder", "SetEncoder", "StandardNormalPrior",
     "TaskEncoder", "TaskLogDensity", "VampPrior", "amortized_posterior", "fit", "fit_u_guide", "frozen_except",
-    "make_prior", "make_task_encoder", "mask_points", "nuts_u", "part_parameters", "refit", "refit_prior", "svi_loop",
+    "make_prior", "make_task_encoder", "mask_points", "nuts_u", "part_parameters", "refit", "refit_prior",
+    "resolve_device", "svi_loop",
 ]

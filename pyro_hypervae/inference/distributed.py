@@ -17,8 +17,13 @@ diverging one) agree and all ranks stop, or lower the learning rate, together.
 Shared by the ranks: the parameters and the optimiser state (equal after every
 step), the sampler and its generator. Per rank: the torch RNG of the ELBO's
 draws (u, z, the task encoder's random point), seeded ``seed + rank`` and saved
-for every rank in the checkpoint (``torch_rng_ranks``), so a resumed run in the
-same number of processes continues exactly.
+for every rank in the checkpoint (``torch_rng_ranks``; on GPUs the GPU's too,
+``cuda_rng_ranks``), so a resumed run in the same number of processes continues exactly.
+
+Devices: ``fit(..., device="cuda")`` (``--device cuda``) puts each process on its
+own GPU, ``cuda:LOCAL_RANK``, and joins the group with backend nccl; on the CPU
+the backend is gloo. The collectives here (``any_rank``) use a tensor on the
+backend's device.
 """
 
 from __future__ import annotations
@@ -46,7 +51,8 @@ def setup(device: str = "cpu") -> bool:
         return False
     backend = "gloo"
     if torch.device(device).type == "cuda":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(torch.device(device).index if torch.device(device).index is not None
+                              else int(os.environ.get("LOCAL_RANK", "0")))
         backend = "nccl"
     dist.init_process_group(backend=backend)
     return True
@@ -84,9 +90,16 @@ def barrier() -> None:
         dist.barrier()
 
 
+def collective_device() -> torch.device:
+    """Where a tensor for a collective must be: this process's GPU under nccl, else the CPU."""
+    if dist.is_initialized() and dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def any_rank(flag: bool) -> bool:
     """True on every rank when ``flag`` is True on any (a collective: every rank calls it)."""
-    t = torch.tensor([float(flag)])
+    t = torch.tensor([float(flag)], device=collective_device())
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())
 
@@ -104,11 +117,16 @@ def task_share(tasks: int, rank: int, world: int) -> slice:
     return slice(start, start + base + (rank < extra))
 
 
+def all_gather(obj) -> list:
+    """``obj`` of every rank, in rank order (a collective; tensors come back on the CPU)."""
+    objs: list = [None] * world_size()
+    dist.all_gather_object(objs, obj)
+    return [o.cpu() if torch.is_tensor(o) else o for o in objs]
+
+
 def all_rng_states() -> List[Tensor]:
-    """The torch RNG state of every rank, in rank order (a collective)."""
-    states: List[Optional[Tensor]] = [None] * world_size()
-    dist.all_gather_object(states, torch.get_rng_state())
-    return states
+    """The torch (CPU) RNG state of every rank, in rank order (a collective)."""
+    return all_gather(torch.get_rng_state())
 
 
 @contextmanager

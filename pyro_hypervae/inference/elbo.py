@@ -138,7 +138,10 @@ class MDLELBO(Trace_ELBO):
         task_idx = args[1] if len(args) > 1 else None
         if task_idx is None:
             raise ValueError("u_kl_scale='task' weighs each task's KL(u) by its size: pass the batch's task indices, model(x, task_idx)")
-        return self.beta * N / self.task_sizes[torch.as_tensor(task_idx)].reshape(T, 1)
+        device = args[0].device  # the batch's, which is the model's
+        if self.task_sizes.device != device:
+            self.task_sizes = self.task_sizes.to(device)  # once: then every step reads it there
+        return self.beta * N / self.task_sizes[torch.as_tensor(task_idx, device=device)].reshape(T, 1)
 
     def _wrap(self, fn: Callable, args) -> Callable:
         T, N = _batch_size(args)
@@ -153,7 +156,7 @@ class MDLELBO(Trace_ELBO):
         guide_tr = poutine.trace(guide).get_trace(*args, **kwargs)
         model_tr = poutine.trace(poutine.replay(model, trace=guide_tr)).get_trace(*args, **kwargs)
         T, N = _batch_size(args)
-        zeros = torch.zeros(T)
+        zeros = torch.zeros(T, device=args[0].device)
 
         def site_sum(tr, name):
             site = tr.nodes.get(name)

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from ..data.tasks import TaskDataset
 from ..nets.estimator import estimate
+from .device import model_device
 from .svi import frozen_except
 
 
@@ -43,9 +44,10 @@ class TaskLogDensity:
     def __init__(self, hvae: nn.Module, x: Tensor, num_eps: int = 4, seed: int = 0):
         if num_eps < 1:
             raise ValueError(f"num_eps must be >= 1, got {num_eps}")
-        self.hvae, self.x = hvae, x
+        device = model_device(hvae)  # the points and the fixed noise live with the model (drawn on the CPU)
+        self.hvae, self.x = hvae, x.to(device)
         g = torch.Generator().manual_seed(seed)
-        self.eps = torch.randn(num_eps, 1, len(x), hvae.target.z_dim, generator=g)  # (K, 1, n, Z)
+        self.eps = torch.randn(num_eps, 1, len(x), hvae.target.z_dim, generator=g, device="cpu").to(device)  # (K, 1, n, Z)
 
     def __call__(self, u: Tensor) -> Tensor:
         hvae = self.hvae
@@ -85,7 +87,7 @@ class NUTSResult:
 
 def task_posterior(hvae: nn.Module, x: Tensor, task: int) -> tuple[Tensor, Tensor]:
     """loc, scale (u_dim,) of hvae's current u-guide for one task's points x."""
-    loc, scale = hvae.posterior_u(x.unsqueeze(0), torch.tensor([task]))
+    loc, scale = hvae.posterior_u(x.unsqueeze(0), torch.tensor([task], device="cpu"))
     return loc[0], scale[0]
 
 
@@ -128,14 +130,14 @@ def nuts_u(
     with frozen_except(hvae):
         for c in range(num_chains):
             pyro.set_rng_seed(seed + c)
-            init = center + init_spread * torch.randn(hvae.u_dim)
+            init = center + init_spread * torch.randn(hvae.u_dim, device="cpu").to(center.device)
             kernel = NUTS(potential_fn=log_density.potential, max_tree_depth=max_tree_depth)
             mcmc = MCMC(kernel, num_samples=num_samples, warmup_steps=warmup_steps, initial_params={"u": init}, num_chains=1, disable_progbar=not progress)
             mcmc.run()
             draws.append(mcmc.get_samples()["u"].detach())
             divergences += sum(len(v) for v in mcmc.diagnostics()["divergences"].values())
     wall = time.perf_counter() - start
-    samples = torch.stack(draws)  # (C, D, u_dim)
+    samples = torch.stack(draws).cpu()  # (C, D, u_dim)
     ds = az.convert_to_dataset({"u": samples.numpy()})
     return NUTSResult(
         task=task,

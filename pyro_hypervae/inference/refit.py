@@ -15,6 +15,7 @@ from torch import nn
 
 from ..data.batches import TaskSampler, task_batch
 from ..data.tasks import TaskDataset
+from .device import model_device
 from .elbo import MDLELBO, mask_points
 from .svi import frozen_except, svi_loop
 
@@ -61,7 +62,8 @@ def refit(
     ``full_batch=True`` uses every ``split`` point of every task each step
     (``task_batch``; padding masked). Each batch carries its task indices, so a
     per-task u-guide fits the right tasks. ``beta`` and ``u_kl_scale`` as in
-    ``MDLELBO``. Leaves the model in eval mode.
+    ``MDLELBO``. Leaves the model in eval mode. Runs where the model is
+    (``inference.device``): the batches are drawn on the CPU and moved there.
     """
     params = part_parameters(model, parts)
     if not params:
@@ -72,13 +74,15 @@ def refit(
                    vectorize_particles=num_particles > 1)
     optim = torch.optim.Adam(params, lr=lr)
     wrap = None
+    device = model_device(model)
     if full_batch:
-        x_full, mask = task_batch(data, split)
-        tasks = torch.arange(data.num_tasks)
+        x_full, mask = (t.to(device) for t in task_batch(data, split))
+        tasks = torch.arange(data.num_tasks, device=device)
         next_batch = lambda: (x_full, tasks)  # noqa: E731
         wrap = lambda fn: mask_points(mask)(fn)  # noqa: E731
     else:
-        next_batch = TaskSampler(data, tasks_per_batch, points_per_task, split, torch.Generator().manual_seed(seed)).sample
+        sampler = TaskSampler(data, tasks_per_batch, points_per_task, split, torch.Generator().manual_seed(seed))
+        next_batch = lambda: tuple(t.to(device) for t in sampler.sample())  # noqa: E731
     losses: List[float] = []
     with frozen_except(model, params):
         svi_loop(model, elbo, optim, next_batch, steps, wrap=wrap, on_step=lambda step, value, *_: losses.append(value),

@@ -13,6 +13,12 @@ gradients all-reduced; only rank 0 locks and writes the run directory and shows
 progress; every rank loads the checkpoint on resume. The logged numbers are the
 global batch's.
 
+The device (``device=``; ``inference.device``): the model is moved there before
+training, each batch is drawn on the CPU and moved there, the checkpoint is
+written with CPU tensors (it loads on any device) and keeps the device's RNG
+state beside the CPU's (``cuda_rng``), for an exact resume on the same device.
+Over torchrun's processes, ``cuda`` is each process's own GPU, ``cuda:LOCAL_RANK``.
+
 The logged records (``history.json``, the checkpoint's ``history``):
 ``step``; ``loss`` and ``running_loss`` (an exponential moving average, weight
 0.02), the per-step loss in nats per point; ``data`` and ``kl_z``, the data
@@ -44,6 +50,7 @@ from ..checkpoint import CHECKPOINT_FILE, CONFIG_FILE, DATA_FILE, HISTORY_FILE, 
 from ..config import Config
 from ..data.tasks import TaskDataset, check_run_data
 from . import distributed as dist_mod
+from .device import device_rng_state, fork_rng, model_device, rank_device, resolve_device, set_device_rng_state
 from .elbo import MDLELBO
 from .svi import svi_loop
 
@@ -56,6 +63,7 @@ def fit(
     resume: bool = False,
     progress: bool = True,
     distributed: Optional[bool] = None,
+    device: Optional[str | torch.device] = None,
 ) -> List[dict]:
     """Train ``model`` for ``config.train.steps`` steps; returns the logged records.
 
@@ -68,20 +76,34 @@ def fit(
     None (the default): when a group of 2 or more processes is initialised;
     True: join the group torchrun's environment describes, if not yet joined;
     False: one process.
+
+    ``device``: where to train (``cpu``, ``cuda``, ``cuda:N``, ``auto``; a
+    ``torch.device``): the model is moved there (in place) first; None: where
+    the model is. The data stay on the CPU (``inference.device``).
     """
+    dev = resolve_device(device) if device is not None else None
     if distributed is None:
         distributed = dist_mod.active()
-    elif distributed and not dist_mod.setup():
+    elif distributed and not dist_mod.setup(str(dev) if dev is not None else str(model_device(model))):
         raise ValueError("fit(distributed=True) needs a torch.distributed process group: launch with torchrun "
                          "(docs/howto/distributed.md) or call torch.distributed.init_process_group first")
+    if dev is not None:
+        model.to(rank_device(dev) if distributed else dev)
+    dev = model_device(model)
     if not distributed:
         with run_lock(out_dir):
-            return _fit(model, data, config, out_dir, resume, progress)
+            return _fit(model, data, config, out_dir, resume, progress, device=dev)
     with dist_mod.lock_on_main(out_dir):
-        return _fit(model, data, config, out_dir, resume, progress, distributed=True)
+        return _fit(model, data, config, out_dir, resume, progress, distributed=True, device=dev)
 
 
-def _fit(model, data, config, out_dir, resume, progress, distributed=False) -> List[dict]:
+def _on(batch, device: torch.device):
+    """A batch (x, task_idx) drawn on the CPU, on ``device``."""
+    x, task_idx = batch
+    return x.to(device, non_blocking=True), task_idx.to(device, non_blocking=True)
+
+
+def _fit(model, data, config, out_dir, resume, progress, distributed=False, device=torch.device("cpu")) -> List[dict]:
     config.validate()
     t = config.train
     out = Path(out_dir) if out_dir is not None else None
@@ -103,11 +125,12 @@ def _fit(model, data, config, out_dir, resume, progress, distributed=False) -> L
             model.load_state_dict(state["model"])
             optim.load_state_dict(state["optim"])
             torch.set_rng_state(state["torch_rng"])
+            set_device_rng_state(state.get("cuda_rng"), device)
             sampler.generator.set_state(state["sampler_rng"])
             history = json.loads(state["history"])
             start = int(state["step"])
             if distributed:
-                _restore_rank_rng(state, config.seed, rank, world, start)
+                _restore_rank_rng(state, config.seed, rank, world, start, device)
         if distributed:
             dist_mod.barrier()  # every rank has read the run directory before rank 0 writes to it
         if main:
@@ -119,6 +142,7 @@ def _fit(model, data, config, out_dir, resume, progress, distributed=False) -> L
         if out is None:
             return
         rank_rngs = dist_mod.all_rng_states() if distributed else None  # every rank takes part
+        rank_device_rngs = dist_mod.all_gather(device_rng_state(device)) if distributed and device.type == "cuda" else None
         if not main:
             return
         state = {
@@ -130,12 +154,18 @@ def _fit(model, data, config, out_dir, resume, progress, distributed=False) -> L
             "step": step,
             "config": json.dumps(config.to_dict()),
         }
+        if device.type == "cuda":
+            state["cuda_rng"] = device_rng_state(device)
         if distributed:
             state["torch_rng_ranks"] = rank_rngs
-        save_atomic(state, out / CHECKPOINT_FILE)
+            if rank_device_rngs is not None:
+                state["cuda_rng_ranks"] = rank_device_rngs
+        save_atomic(state, out / CHECKPOINT_FILE)  # CPU tensors: it loads on any device
 
     running: Optional[float] = None
     val_batch = _validation_batch(data, t, config.seed)
+    if val_batch is not None:
+        val_batch = _on(val_batch, device)
     if t.patience and val_batch is None:
         raise ValueError(f"patience={t.patience} stops on the held-out loss, but {data.name} has no validation points "
                          "in every task; set val_fraction above 0 (--val-fraction 0.1)")
@@ -147,7 +177,7 @@ def _fit(model, data, config, out_dir, resume, progress, distributed=False) -> L
 
     def held_out(rec: dict) -> bool:
         """Add val_loss to the record; True: stop, it has not improved for ``patience`` records."""
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
+        with fork_rng(device), torch.no_grad():
             torch.manual_seed(config.seed)  # the same draws every time, on every rank
             terms = elbo.terms(model.model, model.guide, *val_batch)
         rec["val_loss"] = (terms.data.mean().item() + terms.kl_u.mean().item()) / terms.n_points
@@ -163,7 +193,7 @@ def _fit(model, data, config, out_dir, resume, progress, distributed=False) -> L
         running = value if running is None else 0.98 * running + 0.02 * value
         if rec_logged(step):
             # on a forked RNG: how often we log must not change the training draws
-            with torch.random.fork_rng(devices=[]):
+            with fork_rng(device):
                 terms = elbo.terms(model.model, model.guide, x, task_idx)
             n = terms.n_points
             mean = shards.task_mean if distributed else (lambda v: v.mean().item())  # over the global batch
@@ -193,8 +223,12 @@ def _fit(model, data, config, out_dir, resume, progress, distributed=False) -> L
                 f"Try a lower lr (now {t.lr}) or check the data for extreme values.")
 
     last = t.steps
-    # over several processes: the rank's share of each global batch, through the all-reducing ELBO
-    loss, next_batch = (shards, lambda: shards.take(*sampler.sample())) if distributed else (elbo, sampler.sample)
+    # over several processes: the rank's share of each global batch, through the all-reducing ELBO;
+    # drawn on the CPU, moved to the model's device
+    if distributed:
+        loss, next_batch = shards, lambda: _on(shards.take(*sampler.sample()), device)
+    else:
+        loss, next_batch = elbo, lambda: _on(sampler.sample(), device)
     try:
         svi_loop(model, loss, optim, next_batch, t.steps, start=start, on_step=on_step, advice=advice,
                  progress=progress and main, desc=f"train {model.name}" + (f" ({world} processes)" if distributed else ""),
@@ -233,16 +267,20 @@ def _validation_batch(data, t, seed: int):
     return data.sampler(tasks, t.points_per_task, "val", torch.Generator().manual_seed(seed + 1)).sample()
 
 
-def _restore_rank_rng(state: dict, seed: int, rank: int, world: int, step: int) -> None:
-    """This rank's torch RNG from a checkpoint: its own saved state when the run was saved by
-    ``world`` processes; otherwise rank 0 takes the saved state and the others a fresh seed
-    (the batches still continue exactly, the ELBO's draws do not)."""
+def _restore_rank_rng(state: dict, seed: int, rank: int, world: int, step: int,
+                      device: torch.device = torch.device("cpu")) -> None:
+    """This rank's torch RNG (and its GPU's) from a checkpoint: its own saved state when the run
+    was saved by ``world`` processes; otherwise rank 0 takes the saved state and the others a
+    fresh seed (the batches still continue exactly, the ELBO's draws do not)."""
     saved = state.get("torch_rng_ranks")
     if saved is not None and len(saved) == world:
         torch.set_rng_state(saved[rank])
+        saved_device = state.get("cuda_rng_ranks")
+        if saved_device is not None and len(saved_device) == world:
+            set_device_rng_state(saved_device[rank], device)
         return
     if rank == 0:
         warnings.warn(f"resuming a run saved by {len(saved) if saved is not None else 1} process(es) in {world}: the task "
                       "batches continue exactly, the random draws of the ELBO do not", RuntimeWarning, stacklevel=3)
     else:
-        torch.manual_seed(seed + rank + world * step)
+        torch.manual_seed(seed + rank + world * step)  # the CPU's and every GPU's

@@ -69,10 +69,11 @@ class AmortizedUGuide(nn.Module):
 # --------------------------------------------------------------------------
 # Per-task (non-amortized) u-guides built on Pyro autoguides
 # --------------------------------------------------------------------------
-def _u_model(num_tasks: int, u_dim: int) -> None:
-    """The u level alone, for the autoguides to read shapes from."""
+def _u_model(num_tasks: int, u_dim: int, device: torch.device = torch.device("cpu")) -> None:
+    """The u level alone, for the autoguides to read shapes from (on ``device``, where the
+    guide's parameters are made)."""
     with pyro.plate("tasks", num_tasks, dim=TASK_DIM):
-        pyro.sample("u", dist.Normal(torch.zeros(u_dim), 1.0).to_event(1))
+        pyro.sample("u", dist.Normal(torch.zeros(u_dim, device=device), 1.0).to_event(1))
 
 
 class PerTaskUGuide(nn.Module):
@@ -95,7 +96,7 @@ class PerTaskUGuide(nn.Module):
         init = torch.zeros(num_tasks, u_dim) if init_loc is None else torch.as_tensor(init_loc, dtype=torch.float32)
         if tuple(init.shape) != (num_tasks, u_dim):
             raise ValueError(f"init_loc must be (num_tasks, u_dim) = {(num_tasks, u_dim)}, got {tuple(init.shape)}")
-        model = partial(_u_model, num_tasks, u_dim)
+        model = partial(_u_model, num_tasks, u_dim, init.device)  # the parameters start where init_loc is
         with pyro.settings.context(module_local_params=True):
             self.auto = self._autoguide(model, init_to_value(values={"u": init.detach().unsqueeze(TASK_DIM)}))
             self.auto()  # set up the parameters now, so optimisers see them
@@ -123,7 +124,7 @@ class PerTaskUGuide(nn.Module):
     @contextmanager
     def select(self, tasks: Sequence[int] | Tensor):
         """Within this block, the tasks of a batch x are ``tasks`` (in that order)."""
-        idx = torch.as_tensor(tasks, dtype=torch.long).reshape(-1)
+        idx = torch.as_tensor(tasks, dtype=torch.long, device="cpu").reshape(-1)
         if len(idx) and (idx.min() < 0 or idx.max() >= self.num_tasks):
             raise IndexError(f"task index out of range: this guide has {self.num_tasks} tasks, got {idx.tolist()}")
         old, self._tasks = self._tasks, idx
@@ -135,7 +136,9 @@ class PerTaskUGuide(nn.Module):
     def _for_batch(self, x: Tensor, task_idx: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
         with pyro.settings.context(module_local_params=True):
             loc, scale = self.loc_scale()
-        idx = self._tasks if task_idx is None else torch.as_tensor(task_idx, dtype=torch.long).reshape(-1)
+        # the indices where the parameters are (the model's device)
+        idx = (self._tasks.to(loc.device) if self._tasks is not None else None) if task_idx is None \
+            else torch.as_tensor(task_idx, dtype=torch.long, device=loc.device).reshape(-1)
         if idx is not None and len(idx) and (idx.min() < 0 or idx.max() >= self.num_tasks):
             raise IndexError(f"task index out of range: this guide has {self.num_tasks} tasks, got {idx.tolist()}")
         if idx is None:

@@ -15,6 +15,11 @@ needs to know which model it has:
 * ``parts()``: its trainable parts by name (``inference.refit``);
 * ``param_summary()``: its learned parameters, encoder side and decoder side.
 
+A model computes where its parameters are (``model.to(device)``; ``device``);
+the evaluation methods above take points from anywhere (the CPU, where the data
+live) and move them there; their results stay on the model's device. The
+Pyro model and guide take batches already there (``fit`` moves them).
+
 Models register in ``MODELS`` and are built from a config with
 ``from_config(config, target, data)`` (``models.build.build_model``).
 """
@@ -29,6 +34,7 @@ from pyro import distributions as dist
 from torch import Tensor, nn
 
 from ..data.batches import POINT_DIM, TASK_DIM
+from ..inference.device import model_device
 from ..nets.params import Params
 from ..nets.targets import TargetVAE
 
@@ -56,6 +62,22 @@ class TargetHierarchy(nn.Module):
     def __init__(self, target: TargetVAE):
         super().__init__()
         self.target = target
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model's parameters are, and where it computes."""
+        return model_device(self)
+
+    def _here(self, t: Optional[Tensor]) -> Optional[Tensor]:
+        """A tensor of points (or task indices) on the model's device."""
+        return t.to(self.device) if torch.is_tensor(t) else t
+
+    def _apply(self, fn, *args, **kwargs):
+        # .to(device) makes new buffers: the target's standardisation reads the moved ones
+        out = super()._apply(fn, *args, **kwargs)
+        if "x_loc" in self._buffers and self.target.x_loc is not None:
+            self.target.x_loc, self.target.x_scale = self.x_loc, self.x_scale
+        return out
 
     @classmethod
     def from_config(cls, config, target: TargetVAE, data) -> "TargetHierarchy":  # pragma: no cover - abstract
@@ -197,6 +219,6 @@ class TaskIndexedModel(TargetHierarchy):
     def task_theta(self, x_summary: Tensor, task_idx: Optional[Tensor] = None) -> Params:
         """Parameters of the tasks ``task_idx`` (one per row of x_summary); the
         summary points themselves are not used: these models index tasks."""
-        idx = self._task_index(x_summary, task_idx)
+        idx = self._task_index(self._here(x_summary), task_idx)
         return self._encoder_theta(idx) | self._decoder_theta(idx)
 

@@ -21,6 +21,7 @@ from ..checkpoint import CHECKPOINT_FILE, CONFIG_FILE, DATA_FILE, CheckpointErro
 from ..config import Config
 from ..data.sources import load_dataset
 from ..data.tasks import DataError, TaskDataset, check_run_data
+from ..inference.device import place
 from ..nets.likelihoods import make_likelihood
 from ..registry import MODELS, TARGETS
 from .base import TargetHierarchy
@@ -103,12 +104,15 @@ def load_data_and_holdout(config: Config) -> Tuple[TaskDataset, Optional[TaskDat
     return data.without_task(d.holdout)
 
 
-def load_run(run_dir: str | Path, dataset: Optional[str] = None):
+def load_run(run_dir: str | Path, dataset: Optional[str] = None, device=None):
     """(config, data, model) of a trained run, the model restored from its checkpoint.
 
     The data are the run's own, checked against the fingerprint it recorded; with
     ``dataset`` (a name or an .npz), those data instead, loaded as the run loaded
-    its own (binarization, seed, split fractions), on purpose and unchecked."""
+    its own (binarization, seed, split fractions), on purpose and unchecked.
+    ``device``: where the model goes (``cpu``, ``cuda``, ...; ``inference.device``),
+    whatever device trained it (checkpoints load to the CPU first); the data stay
+    on the CPU. None: the CPU."""
     run_dir = Path(run_dir)
     cfg_path = run_dir / CONFIG_FILE
     if not cfg_path.exists():
@@ -126,6 +130,7 @@ def load_run(run_dir: str | Path, dataset: Optional[str] = None):
             raise DataError(f"the {MODELS[config.model].label} has one set of parameters per task and was trained on {saved['tasks']} tasks; "
                             f"{dataset} has {data.num_tasks}")
     model = restore_model(build_model(config, data), load_checkpoint(run_dir / CHECKPOINT_FILE), run_dir)
+    place(model, device)
     return config, data, model
 
 

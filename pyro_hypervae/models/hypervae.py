@@ -120,7 +120,7 @@ class HyperVAE(TargetHierarchy):
     @torch.no_grad()
     def posterior_u(self, x_summary: Tensor, task_idx: Tensor | None = None):
         """Mean and scale of q(u | D_t) under the current u-guide: (T, u_dim) each."""
-        return self.u_guide.posterior(x_summary, task_idx)
+        return self.u_guide.posterior(self._here(x_summary), task_idx)
 
     @torch.no_grad()
     def task_theta(self, x_summary, task_idx=None):
@@ -128,10 +128,10 @@ class HyperVAE(TargetHierarchy):
         return self.hyper_decoder(loc)
 
     def theta_of_u(self, u: Tensor) -> Params:
-        return self.hyper_decoder(u)
+        return self.hyper_decoder(self._here(u))
 
     def log_prior_u(self, u: Tensor) -> Tensor:
-        return self.prior().log_prob(u)
+        return self.prior().log_prob(self._here(u))
 
     @torch.no_grad()
     def sample_prior_u(self, num: int) -> Tensor:
@@ -155,6 +155,7 @@ class HyperVAE(TargetHierarchy):
         """Each point alone is its task: ``neg_elbo``, the negative ELBO of x under
         theta decoded from the mean of q(u | x) (the paper's score); ``kl_u``,
         KL(q(u | x) || p(u)); ``bits_back``, their sum. Each (n,)."""
+        x = self._here(x)
         theta = self.task_theta(x.unsqueeze(1))  # {name: (n, *shape)}: one model per point
         neg_elbo = estimate(self.target, x.unsqueeze(1), theta, num_samples).neg_elbo[:, 0]
         kl_u = self.kl_u(x.unsqueeze(1))

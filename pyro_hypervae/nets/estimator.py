@@ -17,6 +17,12 @@ z_k = loc + scale * eps_k, with (loc, scale) from each VAE's own encoder
 q(z | x, theta). The K draws ride along the points dim when decoding, so
 parameters are never copied per draw. There is no ``torch.no_grad`` here: NUTS
 differentiates through it; callers that only read numbers turn gradients off.
+
+Devices: everything is computed where theta is (the model's device); x and
+``eps`` are moved there. The noise is drawn on the generator's device, the CPU
+for the global generator (``generator=None``) and for a ``torch.Generator()``,
+and then moved: the same seed gives the same numbers on every device, so a run
+evaluated or scored on a GPU agrees with the CPU up to float rounding.
 """
 
 from __future__ import annotations
@@ -32,6 +38,18 @@ from torch.distributions import kl_divergence
 
 from .params import Params
 from .targets import TargetVAE
+
+
+def draw_normal(shape, like: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
+    """Standard-normal noise of ``shape`` on ``like``'s device and dtype, drawn on the generator's
+    device (the CPU for the global generator) and moved: the same draws on every device."""
+    where = generator.device if generator is not None else torch.device("cpu")
+    return torch.randn(tuple(shape), generator=generator, device=where).to(device=like.device, dtype=like.dtype)
+
+
+def theta_device(theta: Params) -> torch.device:
+    """Where a set of parameters lives (the model's device)."""
+    return next(iter(theta.values())).device
 
 
 def kl_z(loc: Tensor, scale: Tensor) -> Tensor:
@@ -86,11 +104,13 @@ def estimate(
         num_samples: K, draws of z per point.
         log_likelihood: also the importance-sampled log-likelihood.
         chunk: draws decoded at once (memory); all K by default.
-        generator: the draws' RNG (the global one by default).
+        generator: the draws' RNG (the global CPU one by default; the draws
+            are made on its device and moved to theta's).
         common_noise: the same draws for every model (common random numbers:
             differences between models then reflect theta, not sampling noise).
         eps: fixed standard-normal noise (K, M or 1, N, z_dim) instead of draws.
     """
+    x = x.to(theta_device(theta))
     loc, scale = target.encode(x, theta)  # (M', N, Z)
     kl = kl_z(loc, scale)
     if eps is not None:
@@ -103,7 +123,10 @@ def estimate(
     lps, log_ws = [], []
     for start in range(0, num_samples, step):
         k = min(step, num_samples - start)
-        e = eps[start : start + k] if eps is not None else torch.randn((k,) + tuple(noise_shape), generator=generator)
+        if eps is not None:
+            e = eps[start : start + k].to(loc.device)
+        else:
+            e = draw_normal((k,) + tuple(noise_shape), loc, generator)
         z = loc + scale * e  # (k, M', N, Z)
         lp = log_px(target, x, theta, z)
         lps.append(lp)

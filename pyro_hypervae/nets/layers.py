@@ -66,6 +66,10 @@ class LowRank:
         return tuple(self.H.shape[:-2])
 
     @property
+    def device(self) -> torch.device:
+        return self.H.device
+
+    @property
     def shape(self) -> torch.Size:
         return torch.Size(self.lead + self.wshape)
 

@@ -32,7 +32,8 @@ class Likelihood:
         raise NotImplementedError
 
     def sample(self, out: Tensor, event_dims: int, generator: torch.Generator | None = None) -> Tensor:
-        """One draw of x per decoder output, from ``generator``."""
+        """One draw of x per decoder output, from ``generator`` (drawn on its device, the CPU
+        by default, and moved to ``out``'s: the same draws on every device)."""
         raise NotImplementedError
 
     def from_standard(self, out: Tensor, loc: Tensor, scale: Tensor, event_dims: int) -> Tensor:
@@ -40,6 +41,11 @@ class Likelihood:
         itself (so densities carry the Jacobian and means are in x's units); loc, scale: x_shape."""
         raise ValueError(f"the {self.name} likelihood takes no standardised data: standardisation is for continuous "
                          "data (set net.standardize off)")
+
+
+def _uniform(like: Tensor, generator: torch.Generator | None) -> Tensor:
+    where = generator.device if generator is not None else torch.device("cpu")
+    return torch.rand(like.shape, generator=generator, device=where).to(like.device)
 
 
 @LIKELIHOODS.register("bernoulli")
@@ -63,7 +69,7 @@ class BernoulliLikelihood(Likelihood):
 
     def sample(self, out, event_dims, generator=None):
         p = self.mean(out, event_dims)
-        return (torch.rand(p.shape, generator=generator) < p).to(torch.int8)
+        return (_uniform(p, generator) < p).to(torch.int8)
 
 
 @LIKELIHOODS.register("gaussian")
@@ -90,7 +96,8 @@ class GaussianLikelihood(Likelihood):
 
     def sample(self, out, event_dims, generator=None):
         loc, scale = self._split(out, event_dims)
-        return loc + scale * torch.randn(loc.shape, generator=generator)
+        where = generator.device if generator is not None else torch.device("cpu")
+        return loc + scale * torch.randn(loc.shape, generator=generator, device=where).to(loc.device)
 
     def from_standard(self, out, loc, scale, event_dims):
         """mean -> loc + scale * mean, log-scale -> log-scale + log scale: N(x; loc + s m, s sigma)
