@@ -140,6 +140,13 @@ class ScoreReference:
         return float(np.std(self.scores[name])) or 1.0
 
 
+def typicality(neg_elbo, typical: float):
+    """Nalisnick et al.'s typicality of single points: |neg_elbo - H|, H the mean negative
+    ELBO of normal training points (an estimate of the entropy the typical set sits at).
+    neg_elbo: (n,) tensor or array -> the same."""
+    return abs(neg_elbo - typical)
+
+
 def available_scores(model) -> List[str]:
     """The scores ``outlier_scores`` can give for ``model``: its own, then the derived ones
     (``complexity`` only for images under a discrete likelihood)."""
@@ -178,7 +185,7 @@ def derived_scores(scores: Dict[str, Tensor], x: Tensor, model, reference: Optio
         out["complexity"] = bits - compressed_bits(x, "bz2")
         out["complexity_png"] = bits - compressed_bits(x, "png")
     if reference is not None:
-        out["typicality"] = (scores["neg_elbo"] - reference.mean("neg_elbo")).abs()
+        out["typicality"] = typicality(scores["neg_elbo"], reference.mean("neg_elbo"))
     return out
 
 
@@ -218,7 +225,7 @@ def score_reference(model, x_train: Tensor, num_samples: int = 8, chunk: int = 1
     s = outlier_scores(model, x_train, num_samples, chunk, device=device)
     ref = ScoreReference({k: v.double().numpy() for k, v in s.items()})
     if "neg_elbo" in ref.scores:
-        ref.scores["typicality"] = np.abs(ref.scores["neg_elbo"] - ref.mean("neg_elbo"))
+        ref.scores["typicality"] = typicality(ref.scores["neg_elbo"], ref.mean("neg_elbo"))
     return ref
 
 
@@ -252,7 +259,7 @@ def labelled_scores(model, data, x: Tensor, tasks: Tensor, num_samples: int = 8,
         mine = point_metrics(model, x[rows], theta, num_samples)["neg_elbo"]
         ref = point_metrics(model, ref_x, theta, num_samples)["neg_elbo"]
         for part, (v, pts) in {"x": (mine, x[rows]), "ref": (ref, ref_x)}.items():
-            out = {"neg_elbo": v, "typicality": (v - ref.mean()).abs()}
+            out = {"neg_elbo": v, "typicality": typicality(v, ref.mean())}
             if images:
                 bits = v / math.log(2)
                 out["complexity"] = bits - compressed_bits(pts, "bz2")
