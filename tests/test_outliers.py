@@ -367,21 +367,45 @@ def test_reproduce_outliers_hypergan_rows(tmp_path):
 
 
 def test_the_default_score_is_the_documented_one():
-    """complexity_png for images under a Bernoulli likelihood; for continuous data typicality+kl_u
-    (HyperVAE) or neg_elbo (models without u); docs/outliers.md says so."""
+    """Per model and kind of data: images under a Bernoulli likelihood complexity_png (HyperVAE,
+    pooled VAE) or typicality (MetaVAE); continuous data typicality+kl_u (HyperVAE), neg_elbo
+    (pooled VAE), kl (MetaVAE); neg_elbo for any other model; docs/outliers.md says so."""
     from pathlib import Path
 
-    from pyro_hypervae.evaluation import DEFAULT_SCORES, default_score
+    from pyro_hypervae.evaluation import default_score
+    from pyro_hypervae.models.pertask import PerTaskVAE
 
-    assert DEFAULT_SCORES == ("complexity_png", "typicality+kl_u", "neg_elbo")
-    assert default_score(HyperVAE(MLPVAE((1, 8, 8), z_dim=2, hidden=(8,)), u_dim=2, rank=3, trunk_width=4)) == "complexity_png"
-    assert default_score(PooledVAE(MLPVAE((1, 8, 8), z_dim=2, hidden=(8,)))) == "complexity_png"
-    gauss = MLPVAE((6,), z_dim=2, hidden=(8,), likelihood="gaussian")
+    image, gauss = MLPVAE((1, 8, 8), z_dim=2, hidden=(8,)), MLPVAE((6,), z_dim=2, hidden=(8,), likelihood="gaussian")
+    assert default_score(HyperVAE(image, u_dim=2, rank=3, trunk_width=4)) == "complexity_png"
+    assert default_score(PooledVAE(image)) == "complexity_png"
+    assert default_score(MetaVAE(image, 2)) == "typicality"
     assert default_score(HyperVAE(gauss, u_dim=2, rank=3, trunk_width=4)) == "typicality+kl_u"
     assert default_score(PooledVAE(gauss)) == "neg_elbo"
-    assert default_score(MetaVAE(MLPVAE((6,), z_dim=2, hidden=(8,)), 2)) == "neg_elbo"
+    assert default_score(MetaVAE(gauss, 2)) == "kl"
+    assert default_score(PerTaskVAE(image, 2)) == "neg_elbo"
     doc = (Path(__file__).parents[1] / "docs" / "outliers.md").read_text()
     assert "`score` defaults to `complexity_png` for images" in doc and "`typicality+kl_u` for a HyperVAE" in doc
+    assert "`typicality` for MetaVAE on images" in doc
+
+
+def test_the_default_scores_are_the_best_on_validation_in_the_committed_table():
+    """DEFAULT_SCORES holds, for every model and kind of data of the committed table
+    (docs/results/outliers/outliers.json), the score with the best mean validation AUC."""
+    import json
+    from pathlib import Path
+
+    from pyro_hypervae.evaluation import DEFAULT_SCORES
+
+    report = json.loads((Path(__file__).parents[1] / "docs" / "results" / "outliers" / "outliers.json").read_text())
+    checked = 0
+    for row in report["validation_ranking"]:
+        if row["model"] == "hypergan":  # scored by its own command (hypergan score), no default here
+            continue
+        kind = "images" if "complexity" in row["scores"] else "other"
+        best = max(row["scores"], key=row["scores"].get)
+        assert DEFAULT_SCORES[kind][row["model"]] == best, (row["model"], kind, row["scores"])
+        checked += 1
+    assert checked == sum(len(v) for v in DEFAULT_SCORES.values())
 
 
 def test_merge_outlier_reports():

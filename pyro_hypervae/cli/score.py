@@ -11,7 +11,7 @@ import torch
 from ..checkpoint import write_json_atomic
 from ..data.sources import read_points
 from ..data.tasks import DataError
-from ..evaluation.outliers import DEFAULT_SCORES, LABELLED_SCORES, labelled_scores, check_score_name, default_score, outlier_scores, paradox_warning, score_reference
+from ..evaluation.outliers import DEFAULT_SCORES, FALLBACK_SCORE, LABELLED_SCORES, labelled_scores, check_score_name, default_score, outlier_scores, paradox_warning, score_reference
 from ..inference.device import resolve_device
 from ..models.build import load_run
 from ..registry import SCORES
@@ -110,9 +110,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--score", default=None, metavar="NAME",
                    help="; ".join(f"{s.name}: {s.formula}" for _, s in SCORES.items())
                    + "; or A+B, the z-values of two scores summed. "
-                   f"Default: the first of {', '.join(DEFAULT_SCORES)} the model has (complexity_png for images under a "
-                   "Bernoulli likelihood; typicality+kl_u for a HyperVAE on continuous data; neg_elbo otherwise): the best "
-                   "on validation for each kind of data in docs/results/outliers; the paper's score: --score neg_elbo")
+                   "Default: the best on validation for the run's model and kind of data in docs/results/outliers "
+                   "(images under a Bernoulli likelihood: "
+                   + ", ".join(f"{m} {n}" for m, n in DEFAULT_SCORES["images"].items())
+                   + "; other data: " + ", ".join(f"{m} {n}" for m, n in DEFAULT_SCORES["other"].items())
+                   + f"; any other model: {FALLBACK_SCORE}); the paper's score: --score neg_elbo")
     p.add_argument("--samples", type=int, default=8, help="z samples for the negative ELBO")
     p.add_argument("--reference-points", type=int, default=1000,
                    help="normal training points whose scores typicality and combinations are measured against (default 1000)")

@@ -63,12 +63,16 @@ from torch import Tensor
 from ..inference.device import place
 from ..registry import SCORES
 
-# the scores ``pyro-hypervae score`` uses when none is named, the first the model
-# has (``default_score``): for each kind of data the best mean validation AUC in
-# docs/results/outliers/outliers.md (images: complexity_png for HyperVAE and the
-# pooled VAE; continuous data: typicality+kl_u for HyperVAE, neg_elbo for the
-# pooled VAE), never the test outliers
-DEFAULT_SCORES = ("complexity_png", "typicality+kl_u", "neg_elbo")
+# the score ``pyro-hypervae score`` uses when none is named (``default_score``), per kind
+# of data and model: the best mean validation AUC in the "validation_ranking" of
+# docs/results/outliers/outliers.json (a test checks they agree), never the test
+# outliers. "images": images under a discrete likelihood (the complexity scores
+# exist); "other": the rest. A model not listed gets FALLBACK_SCORE.
+DEFAULT_SCORES = {
+    "images": {"hypervae": "complexity_png", "vae": "complexity_png", "metavae": "typicality"},
+    "other": {"hypervae": "typicality+kl_u", "vae": "neg_elbo", "metavae": "kl"},
+}
+FALLBACK_SCORE = "neg_elbo"
 # scores every model gets on top of its own (``derived_scores``)
 DERIVED = ("complexity", "complexity_png", "typicality")
 
@@ -158,10 +162,20 @@ def available_scores(model) -> List[str]:
     return names
 
 
+def data_kind(model) -> str:
+    """The kind of data the default score is chosen for: "images" (images under a discrete
+    likelihood: the complexity scores exist) or "other"."""
+    return "images" if "complexity" in available_scores(model) else "other"
+
+
 def default_score(model) -> str:
-    """The score ``score`` uses when none is named: the first of ``DEFAULT_SCORES`` the model has."""
+    """The score ``score`` uses when none is named: ``DEFAULT_SCORES`` for the model's name
+    and kind of data, else ``FALLBACK_SCORE`` (else the model's first score)."""
     have = available_scores(model)
-    return next(n for n in (*DEFAULT_SCORES, *have) if all(part in have for part in n.split("+")))
+    for name in (DEFAULT_SCORES[data_kind(model)].get(model.name), FALLBACK_SCORE):
+        if name and all(part in have for part in name.split("+")):
+            return name
+    return have[0]
 
 
 def _base_scores(model, x: Tensor, num_samples: int, chunk: int) -> Dict[str, Tensor]:
