@@ -83,3 +83,25 @@ def test_common_noise_is_common_and_drawn_from_the_generator():
 def test_kl_z_closed_form():
     loc, scale = torch.randn(3, 4, 2), torch.rand(3, 4, 2) + 0.1
     torch.testing.assert_close(kl_z(loc, scale), (0.5 * (loc**2 + scale**2 - 1) - scale.log()).sum(-1))
+
+
+@pytest.mark.parametrize("make", TARGETS + [lambda: ConvVAE((1, 28, 28), z_dim=3, dense=8)])
+def test_decoding_in_blocks_of_points_changes_nothing(make, monkeypatch):
+    """log_px decodes about PASSES_PER_BLOCK draws x points at a time: blocks of 1, 2 or 3
+    points (the last one shorter) give the numbers of one block, for M models and one shared."""
+    import pyro_hypervae.nets.estimator as est
+
+    target = make()
+    N, K = 7, 4
+    for M, lead in ((3, (3,)), (1, (1,))):
+        theta = params(target, lead, seed=M)
+        x = torch.rand((M, N) + target.x_shape).round() if target.likelihood.discrete else torch.randn((M, N) + target.x_shape)
+        eps = torch.randn(K, M, N, target.z_dim)
+        whole = estimate(target, x, theta, eps=eps, log_likelihood=True)
+        for passes in (K, 2 * K, 3 * K):
+            monkeypatch.setattr(est, "PASSES_PER_BLOCK", passes)
+            with torch.no_grad():
+                blocked = estimate(target, x, theta, eps=eps, log_likelihood=True)
+            torch.testing.assert_close(blocked.log_px, whole.log_px.detach(), rtol=1e-5, atol=1e-4)
+            torch.testing.assert_close(blocked.log_lik, whole.log_lik.detach(), rtol=1e-5, atol=1e-4)
+        monkeypatch.setattr(est, "PASSES_PER_BLOCK", 1024)
