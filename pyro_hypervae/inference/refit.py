@@ -72,7 +72,7 @@ def refit(
         raise ValueError(f"need steps >= 0 and lr > 0, got steps={steps}, lr={lr}")
     elbo = MDLELBO(beta=beta, u_kl_scale=u_kl_scale, task_sizes=data.counts(split), num_particles=num_particles,
                    vectorize_particles=num_particles > 1)
-    optim = torch.optim.Adam(params, lr=lr)
+    optim = torch.optim.Adam(params, lr=lr, fused=True)
     wrap = None
     device = model_device(model)
     if full_batch:

@@ -114,7 +114,8 @@ def _fit(model, data, config, out_dir, resume, progress, distributed=False, devi
     elbo = MDLELBO(beta=t.beta, u_kl_scale=t.u_kl_scale, task_sizes=data.counts("train"),
                    num_particles=t.num_particles, vectorize_particles=t.num_particles > 1)
     shards = dist_mod.ShardedELBO(elbo, model, sampler.T) if distributed else None
-    optim = torch.optim.Adam(model.parameters(), lr=t.lr, betas=(0.9, 0.999), foreach=True)
+    # fused: one kernel over every parameter (benchmarks/suite.py: 6-10% off a HyperVAE step, 2-5% off a VAE's)
+    optim = torch.optim.Adam(model.parameters(), lr=t.lr, betas=(0.9, 0.999), fused=True)
     history: List[dict] = []
     start = 0
     if out is not None:
