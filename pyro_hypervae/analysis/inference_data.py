@@ -57,7 +57,8 @@ from pyro import distributions as dist
 from torch import Tensor
 
 from ..data.tasks import TaskDataset
-from ..nets.estimator import draw_normal, estimate
+from ..nets.draws import draw_normal
+from ..nets.estimator import estimate
 from ..nets.params import Params, flatten_params
 
 

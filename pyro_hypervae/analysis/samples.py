@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from ..data.tasks import TaskDataset
-from ..nets.estimator import draw_normal
+from ..nets.draws import draw_normal
 from .plots import pyplot
 
 

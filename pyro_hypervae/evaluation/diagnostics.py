@@ -18,6 +18,7 @@ from ..data.tasks import TaskDataset
 from ..inference.nuts import NUTSResult, nuts_u, task_posterior
 from ..inference.refit import fit_u_guide
 from ..inference.u_guides import AutoNormalUGuide, PerTaskUGuide, amortized_posterior
+from ..nets.draws import draw_normal
 from ..nets.estimator import estimate
 
 
@@ -37,8 +38,7 @@ def task_elbo(hvae: nn.Module, xs: Sequence[Tensor], loc: Tensor, scale: Tensor,
     g = torch.Generator().manual_seed(seed)
     elbo, data_term, kl_u = [], [], []
     for t, x in enumerate(xs):
-        # drawn on the CPU, moved to loc's device (the model's): the same draws on every device
-        u = loc[t] + scale[t] * torch.randn(num_samples, hvae.u_dim, generator=g, device="cpu").to(loc.device)  # (K, u_dim)
+        u = loc[t] + scale[t] * draw_normal((num_samples, hvae.u_dim), loc, g)  # (K, u_dim), the same on every device
         theta = hvae.theta_of_u(u)  # {name: (K, *shape)}
         neg_data = estimate(hvae.target, x.unsqueeze(0), theta, generator=g).neg_elbo.sum(-1)  # (K,): one z per point and draw
         pos = scale[t] > 0

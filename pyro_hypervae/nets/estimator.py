@@ -36,15 +36,9 @@ from pyro import distributions as dist
 from torch import Tensor
 from torch.distributions import kl_divergence
 
+from .draws import draw_normal
 from .params import Params
 from .targets import TargetVAE
-
-
-def draw_normal(shape, like: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
-    """Standard-normal noise of ``shape`` on ``like``'s device and dtype, drawn on the generator's
-    device (the CPU for the global generator) and moved: the same draws on every device."""
-    where = generator.device if generator is not None else torch.device("cpu")
-    return torch.randn(tuple(shape), generator=generator, device=where).to(device=like.device, dtype=like.dtype)
 
 
 def theta_device(theta: Params) -> torch.device:

@@ -11,6 +11,7 @@ from pyro import distributions as dist
 from torch import Tensor
 
 from ..registry import LIKELIHOODS
+from .draws import draw, draw_normal
 
 
 class Likelihood:
@@ -43,11 +44,6 @@ class Likelihood:
                          "data (set net.standardize off)")
 
 
-def _uniform(like: Tensor, generator: torch.Generator | None) -> Tensor:
-    where = generator.device if generator is not None else torch.device("cpu")
-    return torch.rand(like.shape, generator=generator, device=where).to(like.device)
-
-
 @LIKELIHOODS.register("bernoulli")
 class BernoulliLikelihood(Likelihood):
     """Binary data; the decoder outputs logits."""
@@ -69,7 +65,7 @@ class BernoulliLikelihood(Likelihood):
 
     def sample(self, out, event_dims, generator=None):
         p = self.mean(out, event_dims)
-        return (_uniform(p, generator) < p).to(torch.int8)
+        return (draw(torch.rand, p.shape, p, generator) < p).to(torch.int8)
 
 
 @LIKELIHOODS.register("gaussian")
@@ -96,8 +92,7 @@ class GaussianLikelihood(Likelihood):
 
     def sample(self, out, event_dims, generator=None):
         loc, scale = self._split(out, event_dims)
-        where = generator.device if generator is not None else torch.device("cpu")
-        return loc + scale * torch.randn(loc.shape, generator=generator, device=where).to(loc.device)
+        return loc + scale * draw_normal(loc.shape, loc, generator)
 
     def from_standard(self, out, loc, scale, event_dims):
         """mean -> loc + scale * mean, log-scale -> log-scale + log scale: N(x; loc + s m, s sigma)
