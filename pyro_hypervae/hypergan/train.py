@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..checkpoint import CHECKPOINT_FILE, CONFIG_FILE, HISTORY_FILE, CheckpointError, load_checkpoint, run_lock, save_atomic
-from ..inference.device import device_rng_state, place, set_device_rng_state
+from ..inference.device import device_rng_state, on_device, place, set_device_rng_state
 from ..inference.svi import NonFiniteLossError
 from .data import LabelledData
 from .evaluate import ensemble_accuracy, generated_diversity, member_outputs
@@ -121,7 +121,7 @@ def _fit(method: ClassifierEnsemble, data: LabelledData, out_dir, resume: bool, 
     bar = tqdm(range(start + 1, c.steps + 1), disable=not progress, desc=f"train {c.method}", initial=start, total=c.steps)
     for step in bar:
         idx = torch.randint(n, shape, generator=sampler, device="cpu")  # drawn on the CPU, with the data
-        terms = method.losses(train.x[idx].to(device, non_blocking=True), train.y[idx].to(device, non_blocking=True))
+        terms = method.losses(*on_device((train.x[idx], train.y[idx]), device))
         check(terms["loss"], "the loss", step)
         optim.zero_grad()
         terms["loss"].backward()

@@ -100,6 +100,11 @@ def place(module: nn.Module, device: Optional[str | torch.device] = None) -> tor
     return model_device(module)
 
 
+def on_device(tensors, device: torch.device) -> tuple:
+    """A batch drawn on the CPU (a tuple of tensors: (x, task_idx), (x, mask), (x, y)), on ``device``."""
+    return tuple(t.to(device, non_blocking=True) for t in tensors)
+
+
 def _index(device: torch.device) -> int:
     return device.index if device.index is not None else torch.cuda.current_device()
 

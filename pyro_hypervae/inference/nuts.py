@@ -19,6 +19,7 @@ from pyro.infer import MCMC, NUTS
 from torch import Tensor, nn
 
 from ..data.tasks import TaskDataset
+from ..nets.draws import draw_normal
 from ..nets.estimator import estimate
 from .device import model_device
 from .svi import frozen_except
@@ -47,7 +48,7 @@ class TaskLogDensity:
         device = model_device(hvae)  # the points and the fixed noise live with the model (drawn on the CPU)
         self.hvae, self.x = hvae, x.to(device)
         g = torch.Generator().manual_seed(seed)
-        self.eps = torch.randn(num_eps, 1, len(x), hvae.target.z_dim, generator=g, device="cpu").to(device)  # (K, 1, n, Z)
+        self.eps = draw_normal((num_eps, 1, len(x), hvae.target.z_dim), self.x, g)  # (K, 1, n, Z)
 
     def __call__(self, u: Tensor) -> Tensor:
         hvae = self.hvae

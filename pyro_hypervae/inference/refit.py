@@ -15,7 +15,7 @@ from torch import nn
 
 from ..data.batches import TaskSampler, task_batch
 from ..data.tasks import TaskDataset
-from .device import model_device
+from .device import model_device, on_device
 from .elbo import MDLELBO, mask_points
 from .svi import frozen_except, svi_loop
 
@@ -76,13 +76,13 @@ def refit(
     wrap = None
     device = model_device(model)
     if full_batch:
-        x_full, mask = (t.to(device) for t in task_batch(data, split))
+        x_full, mask = on_device(task_batch(data, split), device)
         tasks = torch.arange(data.num_tasks, device=device)
         next_batch = lambda: (x_full, tasks)  # noqa: E731
         wrap = lambda fn: mask_points(mask)(fn)  # noqa: E731
     else:
         sampler = TaskSampler(data, tasks_per_batch, points_per_task, split, torch.Generator().manual_seed(seed))
-        next_batch = lambda: tuple(t.to(device) for t in sampler.sample())  # noqa: E731
+        next_batch = lambda: on_device(sampler.sample(), device)  # noqa: E731
     losses: List[float] = []
     with frozen_except(model, params):
         svi_loop(model, elbo, optim, next_batch, steps, wrap=wrap, on_step=lambda step, value, *_: losses.append(value),

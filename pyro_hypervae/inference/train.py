@@ -50,7 +50,7 @@ from ..checkpoint import CHECKPOINT_FILE, CONFIG_FILE, DATA_FILE, HISTORY_FILE, 
 from ..config import Config
 from ..data.tasks import TaskDataset, check_run_data
 from . import distributed as dist_mod
-from .device import device_rng_state, fork_rng, model_device, rank_device, resolve_device, set_device_rng_state
+from .device import device_rng_state, fork_rng, model_device, on_device, rank_device, resolve_device, set_device_rng_state
 from .elbo import MDLELBO
 from .svi import svi_loop
 
@@ -95,12 +95,6 @@ def fit(
             return _fit(model, data, config, out_dir, resume, progress, device=dev)
     with dist_mod.lock_on_main(out_dir):
         return _fit(model, data, config, out_dir, resume, progress, distributed=True, device=dev)
-
-
-def _on(batch, device: torch.device):
-    """A batch (x, task_idx) drawn on the CPU, on ``device``."""
-    x, task_idx = batch
-    return x.to(device, non_blocking=True), task_idx.to(device, non_blocking=True)
 
 
 def _fit(model, data, config, out_dir, resume, progress, distributed=False, device=torch.device("cpu")) -> List[dict]:
@@ -166,7 +160,7 @@ def _fit(model, data, config, out_dir, resume, progress, distributed=False, devi
     running: Optional[float] = None
     val_batch = _validation_batch(data, t, config.seed)
     if val_batch is not None:
-        val_batch = _on(val_batch, device)
+        val_batch = on_device(val_batch, device)
     if t.patience and val_batch is None:
         raise ValueError(f"patience={t.patience} stops on the held-out loss, but {data.name} has no validation points "
                          "in every task; set val_fraction above 0 (--val-fraction 0.1)")
@@ -227,9 +221,9 @@ def _fit(model, data, config, out_dir, resume, progress, distributed=False, devi
     # over several processes: the rank's share of each global batch, through the all-reducing ELBO;
     # drawn on the CPU, moved to the model's device
     if distributed:
-        loss, next_batch = shards, lambda: _on(shards.take(*sampler.sample()), device)
+        loss, next_batch = shards, lambda: on_device(shards.take(*sampler.sample()), device)
     else:
-        loss, next_batch = elbo, lambda: _on(sampler.sample(), device)
+        loss, next_batch = elbo, lambda: on_device(sampler.sample(), device)
     try:
         svi_loop(model, loss, optim, next_batch, t.steps, start=start, on_step=on_step, advice=advice,
                  progress=progress and main, desc=f"train {model.name}" + (f" ({world} processes)" if distributed else ""),

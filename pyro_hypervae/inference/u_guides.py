@@ -137,8 +137,10 @@ class PerTaskUGuide(nn.Module):
         with pyro.settings.context(module_local_params=True):
             loc, scale = self.loc_scale()
         # the indices where the parameters are (the model's device)
-        idx = (self._tasks.to(loc.device) if self._tasks is not None else None) if task_idx is None \
-            else torch.as_tensor(task_idx, dtype=torch.long, device=loc.device).reshape(-1)
+        if task_idx is not None:
+            idx = torch.as_tensor(task_idx, dtype=torch.long, device=loc.device).reshape(-1)
+        else:
+            idx = self._tasks.to(loc.device) if self._tasks is not None else None
         if idx is not None and len(idx) and (idx.min() < 0 or idx.max() >= self.num_tasks):
             raise IndexError(f"task index out of range: this guide has {self.num_tasks} tasks, got {idx.tolist()}")
         if idx is None:
