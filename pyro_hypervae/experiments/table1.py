@@ -33,7 +33,7 @@ import torch
 from ..data.sources import load_dataset
 from ..data.tasks import TaskDataset
 from ..evaluation.metrics import evaluate
-from ..inference.device import resolve_device
+from ..inference.device import place
 from ..models.build import build_model
 from ..registry import EXPERIMENTS
 from .paper import PAPER_STEPS, PAPER_TABLE1
@@ -87,7 +87,7 @@ def table1(args) -> dict:
                                       device=device_of(args))
             log(f"  {kind}: {timing[kind] * 1e3:.0f} ms/step")
         probe = build_model(protocol_config(args.dataset, data, "vae", 1, args.seed), data)
-        probe.to(resolve_device(device_of(args)))
+        place(probe, device_of(args))
         per_pt = time_eval_point(probe, data, args.eval_samples)
         eval_est = len(models) * (n_nll * per_pt + n_test * per_pt * args.elbo_samples / args.eval_samples) * 1.3
         left = args.budget_minutes * 60 - (time.perf_counter() - t0) - eval_est

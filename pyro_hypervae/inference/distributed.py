@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..checkpoint import RunLockedError, run_lock
+from .device import rank_device
 
 
 def setup(device: str = "cpu") -> bool:
@@ -51,8 +52,7 @@ def setup(device: str = "cpu") -> bool:
         return False
     backend = "gloo"
     if torch.device(device).type == "cuda":
-        torch.cuda.set_device(torch.device(device).index if torch.device(device).index is not None
-                              else int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(rank_device(torch.device(device)))  # cuda: this process's own GPU, cuda:LOCAL_RANK
         backend = "nccl"
     dist.init_process_group(backend=backend)
     return True
