@@ -82,6 +82,55 @@ def test_gaussian_likelihood_matches_torch_normal():
     torch.testing.assert_close(target.x_dist(out).log_prob(x), expected)
 
 
+@pytest.mark.parametrize("binary", [True, False])
+def test_bernoulli_log_density_matches_torch(binary):
+    """x l - softplus(l) (``BernoulliLogits``) is torch's Bernoulli log-probability, values and
+    gradients, for 0/1 pixels and for fractions in [0, 1]; an expanded copy keeps the class."""
+    from pyro_hypervae.nets.likelihoods import BernoulliLogits
+
+    torch.manual_seed(0)
+    logits = (torch.randn(2, 3, 5) * 4).requires_grad_()
+    x = (torch.rand(2, 3, 5) < 0.4).float() if binary else torch.rand(2, 3, 5)
+    ours = BernoulliLogits(logits=logits, validate_args=False).log_prob(x)
+    theirs = torch.distributions.Bernoulli(logits=logits, validate_args=False).log_prob(x)
+    torch.testing.assert_close(ours, theirs)
+    torch.testing.assert_close(torch.autograd.grad(ours.sum(), logits)[0], torch.autograd.grad(theirs.sum(), logits)[0])
+    expanded = BernoulliLogits(logits=logits[0].detach()).expand((4, 3, 5))
+    assert type(expanded) is BernoulliLogits and expanded.log_prob(torch.ones(4, 3, 5)).shape == (4, 3, 5)
+    target = MLPVAE((5,))
+    torch.testing.assert_close(target.x_dist(logits.detach()).log_prob(x), theirs.detach().sum(-1))
+    if binary:
+        with pytest.raises(ValueError, match="support"):
+            BernoulliLogits(logits=logits.detach(), validate_args=True).log_prob(x + 0.5)
+
+
+def test_one_shared_model_gets_the_gradients_of_a_plain_layer():
+    """A (1, ...) weight (one model for every point) gives the gradients of F.linear /
+    F.conv2d on the weight itself: read as a view, not a select."""
+    import torch.nn.functional as F
+
+    from pyro_hypervae.nets.layers import conv2d, linear
+
+    torch.manual_seed(0)
+    w, b = torch.randn(1, 4, 3, requires_grad=True), torch.randn(1, 4, requires_grad=True)
+    h = torch.randn(2, 5, 3)
+    out = linear(h, w, b)
+    torch.testing.assert_close(out, F.linear(h, w[0], b[0]))
+    g = torch.autograd.grad(out.square().sum(), (w, b))
+    g_ref = torch.autograd.grad(F.linear(h, w[0], b[0]).square().sum(), (w, b))
+    for a, e in zip(g, g_ref):
+        torch.testing.assert_close(a, e)
+    wc, bc = torch.randn(1, 4, 2, 3, 3, requires_grad=True), torch.randn(1, 4, requires_grad=True)
+    x = torch.randn(1, 3, 2, 8, 8)
+    out = conv2d(x, wc, bc, 2, 1)
+    ref = F.conv2d(x[0], wc[0], bc[0], 2, 1)
+    torch.testing.assert_close(out[0], ref)
+    g = torch.autograd.grad(out.sum(), (wc, bc))
+    g_ref = torch.autograd.grad(ref.sum(), (wc, bc))
+    for a, e in zip(g, g_ref):
+        torch.testing.assert_close(a, e)
+
+
 def test_bernoulli_rejects_non_binary():
     target = MLPVAE((4,))
     with pytest.raises(ValueError, match="binary"):

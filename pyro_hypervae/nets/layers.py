@@ -100,6 +100,12 @@ def _dense(w) -> Tensor:
     return w.dense() if isinstance(w, LowRank) else w
 
 
+def _only(w: Tensor) -> Tensor:
+    """The one model of a (1, ...) weight as a view: its gradient flows back as a
+    reshape, not as ``w[0]``'s select, which zero-fills a tensor of w's size per step."""
+    return w.reshape(w.shape[1:])
+
+
 def _factored_is_cheaper(w: LowRank, points: int) -> bool:
     """Building M dense m x n weights costs about M m n r multiply-adds (as much
     again in the backward pass), then a batched matmul over M distinct weights;
@@ -118,18 +124,17 @@ def linear(h: Tensor, w: Tensor, b: Tensor) -> Tensor:
             return _linear_low_rank(h, w, b)
         w = w.dense()
     if w.shape[0] == 1:
-        return F.linear(h, w[0], b[0])
+        return F.linear(h, _only(w), _only(b))
     return torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
 
 
 def _linear_low_rank(h: Tensor, w: LowRank, b: Tensor) -> Tensor:
-    """h W_m^T + b_m with W_m = B + U H_m V: b_m + ((h V^T) H_m^T) U^T per model, then
-    h B^T added over all M N points in one ``addmm``; h (M, N, n), H (M, r, r), b (M or 1, m)."""
-    M, N, n = h.shape
-    m = w.B.shape[0]
+    """h W_m^T + b_m with W_m = B + U H_m V: h B^T over all M N points in one matmul (as
+    for one shared model), then ((h V^T) H_m^T) U^T and b_m added into it in place (no
+    copy of the (M, N, m) output); h (M, N, n), H (M, r, r), b (M or 1, m)."""
     G = torch.matmul(w.H.transpose(-1, -2), w.U.t())  # (M, r, m) = (U H_m)^T
-    low = torch.baddbmm(b.unsqueeze(1), F.linear(h, w.V), G)  # (M, N, m)
-    return torch.addmm(low.reshape(M * N, m), h.reshape(M * N, n), w.B.t()).reshape(M, N, m)
+    out = torch.matmul(h, w.B.t())  # (M, N, m), not a view: autograd lets it change in place
+    return out.baddbmm_(F.linear(h, w.V), G).add_(b.unsqueeze(1))
 
 
 def conv2d(h: Tensor, w: Tensor, b: Tensor, stride: int, padding: int) -> Tensor:
@@ -137,7 +142,7 @@ def conv2d(h: Tensor, w: Tensor, b: Tensor, stride: int, padding: int) -> Tensor
     w = _dense(w)
     M, N = h.shape[:2]
     if w.shape[0] == 1:
-        out = F.conv2d(h.reshape((M * N,) + h.shape[2:]), w[0], b[0], stride, padding)
+        out = F.conv2d(h.reshape((M * N,) + h.shape[2:]), _only(w), _only(b), stride, padding)
         return out.reshape((M, N) + out.shape[1:])
     grouped = h.transpose(0, 1).reshape(N, M * h.shape[2], h.shape[3], h.shape[4])
     out = F.conv2d(grouped, w.reshape((-1,) + w.shape[2:]), b.reshape(-1), stride, padding, groups=M)
@@ -180,9 +185,9 @@ def conv_transpose2d(h: Tensor, w: Tensor, b: Tensor, stride: int, padding: int,
     if w.shape[0] == 1:
         flat = h.reshape((M * N,) + h.shape[2:])
         if _evaluating_one_model_on_cpu(h, w):
-            out = _conv_transpose2d_forward(flat, w[0], b[0], stride, padding, output_padding)
+            out = _conv_transpose2d_forward(flat, _only(w), _only(b), stride, padding, output_padding)
         else:
-            out = F.conv_transpose2d(flat, w[0], b[0], stride, padding, output_padding)
+            out = F.conv_transpose2d(flat, _only(w), _only(b), stride, padding, output_padding)
         return out.reshape((M, N) + out.shape[1:])
     grouped = h.transpose(0, 1).reshape(N, M * h.shape[2], h.shape[3], h.shape[4])
     out = F.conv_transpose2d(
