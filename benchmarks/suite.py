@@ -65,6 +65,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import pyro  # noqa: E402
+from pyro.infer.util import is_validation_enabled  # noqa: E402
 
 import hypergan_step  # noqa: E402
 import old_hypervae  # noqa: E402
@@ -273,10 +274,23 @@ def step_settings(quick: bool) -> List[Setting]:
     ]
 
 
+def checked_once(loss_fn: Callable) -> Callable:
+    """``loss_fn`` with Pyro's validation on its first call only, as ``fit``'s loop has it
+    (``inference.svi``: the first step of a run is checked, later steps are not)."""
+    calls = {"n": 0}
+
+    def loss(*args):
+        calls["n"] += 1
+        with pyro.validation_enabled(calls["n"] == 1 and is_validation_enabled()):
+            return loss_fn(*args)
+
+    return loss
+
+
 class Trainer:
     """A model and the training step ``fit`` takes (``MDLELBO``, Adam with
-    ``fused=True``, theta not recorded), on a fixed list of task batches;
-    ``fused=False``: Adam with ``foreach`` (fit's optimiser before)."""
+    ``fused=True``, theta not recorded, Pyro's validation on the first step only), on a
+    fixed list of task batches; ``fused=False``: Adam with ``foreach`` (fit's optimiser before)."""
 
     def __init__(self, model, batches: List[torch.Tensor], fused: bool = True):
         self.model = model
@@ -285,13 +299,14 @@ class Trainer:
         self.elbo = MDLELBO()
         self.optim = torch.optim.Adam(model.parameters(), lr=3e-4, **({"fused": True} if fused else {"foreach": True}))
         self.batches, self.i = batches, 0
+        self._loss = checked_once(lambda x: self.elbo.differentiable_loss(self.model.model, self.model.guide, x))
 
     def next(self) -> torch.Tensor:
         self.i = (self.i + 1) % len(self.batches)
         return self.batches[self.i]
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
-        return self.elbo.differentiable_loss(self.model.model, self.model.guide, x)
+        return self._loss(x)
 
     def step(self, x: Optional[torch.Tensor] = None) -> float:
         x = self.next() if x is None else x
@@ -401,7 +416,7 @@ def _pyro_and_plain(s: Setting, device):
         m.train()
     optims = {k: torch.optim.Adam(m.parameters(), lr=3e-4, fused=True) for k, m in models.items()}  # as fit
     elbo = MDLELBO()
-    losses = {"pyro": lambda x: elbo.differentiable_loss(models["pyro"].model, models["pyro"].guide, x),
+    losses = {"pyro": checked_once(lambda x: elbo.differentiable_loss(models["pyro"].model, models["pyro"].guide, x)),
               "plain": lambda x: plain_hypervae.plain_loss(models["plain"], x)}
     return values, batches, models, optims, losses
 

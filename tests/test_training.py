@@ -295,3 +295,32 @@ def test_held_out_loss_is_logged_and_early_stopping_keeps_the_best(digits, tmp_p
     assert all(torch.equal(a, b) for a, b in zip(stopped.state_dict().values(), ten.state_dict().values()))
     with pytest.raises(ValueError, match="no validation points"):
         fit(build_model(_cfg(patience=2), digits), digits, _cfg(patience=2), progress=False)
+
+
+class _ValidationSpy(_GrowingLoss):
+    """Records, per step, whether Pyro's validation is on while the loss is computed."""
+
+    def __init__(self):
+        self.seen = []
+
+    def differentiable_loss(self, model, guide, x, task_idx):
+        from pyro.infer.util import is_validation_enabled
+
+        self.seen.append((is_validation_enabled(), torch.distributions.Distribution._validate_args))
+        return 1.0 + 0.0 * model.__self__.w
+
+
+@pytest.mark.parametrize("user_setting", [True, False])
+def test_pyro_validation_checks_the_first_step_of_a_run_and_the_setting_is_restored(user_setting):
+    import pyro
+    from pyro.infer.util import is_validation_enabled
+
+    from pyro_hypervae.inference.svi import svi_loop
+
+    pyro.enable_validation(user_setting)
+    for start in (0, 3):  # a fresh run, and a resumed one: its first step is checked
+        spy, m = _ValidationSpy(), _Growing()
+        svi_loop(m, spy, torch.optim.SGD(m.parameters(), lr=0.1), lambda: (torch.zeros(1, 1), torch.zeros(1)), 6, start=start)
+        assert spy.seen == [(user_setting, user_setting)] + [(False, False)] * (5 - start)
+        assert is_validation_enabled() is user_setting and torch.distributions.Distribution._validate_args is user_setting
+
