@@ -34,7 +34,7 @@ def low_rank_weight(U: Tensor, H: Tensor, V: Tensor, B: Tensor) -> Tensor:
     M, r = H.shape[0], H.shape[-1]
     m, n = B.shape
     if n == 1:  # a bias: (H_m v) (M, r) -> U (H_m v) + B
-        return F.linear((H.reshape(M * r, r) @ V).reshape(M, r), U, B[:, 0]).unsqueeze(-1)
+        return F.linear((H.reshape(M * r, r) @ V).reshape(M, r), U, B.reshape(m)).unsqueeze(-1)
     if M == 1:
         H0 = H.reshape(r, r)
         return (torch.addmm(B, U @ H0, V) if m <= n else torch.addmm(B, U, H0 @ V)).unsqueeze(0)
