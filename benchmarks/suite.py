@@ -46,6 +46,7 @@ import math
 import os
 import platform
 import re
+import shlex
 import statistics
 import sys
 import time
@@ -913,7 +914,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
         raise SystemExit("--device cuda: no CUDA device here")
     out = Path(args.out) if args.out else DEFAULT_OUT
     given = argv if argv is not None else sys.argv[1:]
-    command = f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '?')} python benchmarks/suite.py" + "".join(f" {a}" for a in given)
+    command = f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '?')} python benchmarks/suite.py" + "".join(f" {shlex.quote(a)}" for a in given)
     start = BUDGET["start"] = time.perf_counter()
     pyro.set_rng_seed(0)
     res: dict = {"quick": args.quick, "reps": args.reps, "budget_minutes": args.budget_minutes, "machine": machine(device),

@@ -161,6 +161,29 @@ def test_the_quick_suite_writes_its_tables(tmp_path):
     assert "## Before and after" in again.read_text()
 
 
+def test_step_parts_measures_every_part(capsys):
+    """``benchmarks/step_parts.py --quick``: a row per setting with the u-guide stand-in's step,
+    every dense weight layer generated and shared, the hyper-decoder and Adam; the stand-in
+    model trains no task encoder parameter."""
+    import step_parts
+
+    rows = step_parts.main(["--quick", "--reps", "2", "--settings", "mlp784", "conv"])
+    assert len(rows) == 2
+    for row in rows:
+        assert row["hypervae_ms"] > 0 and row["vae_ms"] > 0 and row["hyper_decoder_ms"] > 0 and row["adam_hypervae_ms"] > 0
+        assert row["layers"] and all(r["generated_ms"] > 0 and r["shared_ms"] > 0 for r in row["layers"])
+    assert "all dense layers' extra" in capsys.readouterr().out
+    from suite import build, step_settings
+
+    s = step_settings(True)[1]
+    hvae = build("hypervae", s, s.data(), torch.device("cpu"))
+    stand_in = step_parts.without_task_encoder(hvae)
+    trained = {n for n, p in stand_in.u_guide.named_parameters() if p.requires_grad}
+    assert trained == {"encoder.stand_in"}
+    loc, scale = stand_in.u_guide.encoder(torch.zeros(3, 4, 64))
+    assert loc.shape == scale.shape == (3, hvae.u_dim) and bool((scale > 0).all())
+
+
 def test_dense_hyper_decoder_is_U_H_V_plus_B_with_leading_dims():
     """``MatrixHyperDecoder`` (dense, as evaluation and HyperGAN use it) against W = U H V + B by hand."""
     target = ConvVAE((1, 8, 8), z_dim=3, dense=10)

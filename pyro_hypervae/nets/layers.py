@@ -112,9 +112,12 @@ def _factored_is_cheaper(w: LowRank, points: int) -> bool:
     applying the factors costs M N r (m + n + r) for N points per model, and the
     main product runs as one matmul with the shared B. The dense weights' memory
     traffic makes them dearer than their count says: factored when
-    2 m n > N (m + n + r) (measured on the MLP and conv targets, 4-10 tasks)."""
+    2 m n > N (m + n + r) (measured on the MLP and conv targets, 4-10 tasks; for
+    one task too, where it spares building, writing and differentiating a
+    3136 x 100 weight: ``benchmarks/step_parts.py``, 2.76 -> 2.45 ms for the paper
+    conv target's encoder dense layer, forward and backward)."""
     (m, n), r = w.B.shape, w.H.shape[-1]
-    return w.H.shape[0] > 1 and 2 * m * n > points * (m + n + r)
+    return 2 * m * n > points * (m + n + r)
 
 
 def linear(h: Tensor, w: Tensor, b: Tensor) -> Tensor:
