@@ -132,12 +132,34 @@ def linear(h: Tensor, w: Tensor, b: Tensor) -> Tensor:
 
 
 def _linear_low_rank(h: Tensor, w: LowRank, b: Tensor) -> Tensor:
-    """h W_m^T + b_m with W_m = B + U H_m V: h B^T over all M N points in one matmul (as
-    for one shared model), then ((h V^T) H_m^T) U^T and b_m added into it in place (no
-    copy of the (M, N, m) output); h (M, N, n), H (M, r, r), b (M or 1, m)."""
+    """h W_m^T + b_m with W_m = B + U H_m V, h (M, N, n), H (M, r, r), b (M or 1, m) -> (M, N, m):
+    h B^T over all M N points in one matmul (as for one shared model), plus the rank-r
+    correction and the bias added into it in place (no copy of the output), in the
+    cheaper of two orders (measured on the MLP 784-256-10 and paper conv targets): with
+    several models and more outputs than inputs (m > n), the per-model part stays r x r
+    and U is shared (``_low_rank_shared_u``: shared GEMMs in place of batched ones over
+    the models, 0.5-1% of the MLP target's step); otherwise ((h V^T) (U H_m)^T) (with one
+    model there is no batched product to spare, and this order measured 1-2% faster)."""
+    if w.H.shape[0] > 1 and w.B.shape[0] > w.B.shape[1]:
+        return _low_rank_shared_u(h, w, b)
     G = torch.matmul(w.H.transpose(-1, -2), w.U.t())  # (M, r, m) = (U H_m)^T
     out = torch.matmul(h, w.B.t())  # (M, N, m), not a view: autograd lets it change in place
     return out.baddbmm_(F.linear(h, w.V), G).add_(b.unsqueeze(1))
+
+
+def _low_rank_shared_u(h: Tensor, w: LowRank, b: Tensor) -> Tensor:
+    """``_linear_low_rank`` as h B^T + [Q, e] [U, b^T]^T with Q = (h V^T) H_m^T (M N, r) and e
+    the one-hot of each point's model (M N, M): U and every model's bias enter one GEMM
+    with the shared output side (m outputs), whose backward also gives the biases' gradients;
+    the only per-model product is r x r. 256 -> 784 with 8 x 100 points: 10.2 ms forward and
+    backward against 11.0 for the other order (F.linear with one shared weight: 8.3)."""
+    M, N, n = h.shape
+    m = w.B.shape[0]
+    Q = torch.matmul(F.linear(h, w.V), w.H.transpose(-1, -2)).reshape(M * N, -1)  # (M N, r)
+    e = torch.eye(M, dtype=h.dtype, device=h.device).repeat_interleave(N, dim=0)  # (M N, M)
+    Ub = torch.cat([w.U, b.expand(M, m).t()], 1)  # (m, r + M)
+    out = torch.mm(h.reshape(M * N, n), w.B.t())
+    return out.addmm_(torch.cat([Q, e], 1), Ub.t()).view(M, N, m)
 
 
 def conv2d(h: Tensor, w: Tensor, b: Tensor, stride: int, padding: int) -> Tensor:
