@@ -68,7 +68,7 @@ def test_low_rank_weight_is_U_H_V_plus_B(M, m, n):
     torch.testing.assert_close(low_rank_weight(U, H, V, B), by_hand, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("M,N,n,m", [(3, 5, 40, 30), (3, 5, 30, 40), (3, 5, 4, 3), (1, 6, 40, 30), (1, 6, 30, 40), (2, 1, 9, 50)])
+@pytest.mark.parametrize("M,N,n,m", [(3, 5, 40, 30), (3, 5, 30, 40), (5, 2, 30, 40), (3, 5, 4, 3), (1, 6, 40, 30), (1, 6, 30, 40), (2, 1, 9, 50)])
 def test_factored_linear_equals_the_dense_batched_linear(M, N, n, m):
     """The factored layer (whichever path it picks) gives each model's points what the
     dense per-model weights give, and the same gradients."""

@@ -136,11 +136,14 @@ def _linear_low_rank(h: Tensor, w: LowRank, b: Tensor) -> Tensor:
     h B^T over all M N points in one matmul (as for one shared model), plus the rank-r
     correction and the bias added into it in place (no copy of the output), in the
     cheaper of two orders (measured on the MLP 784-256-10 and paper conv targets): with
-    several models and more outputs than inputs (m > n), the per-model part stays r x r
+    more outputs than inputs (m > n) and 2 to r models, the per-model part stays r x r
     and U is shared (``_low_rank_shared_u``: shared GEMMs in place of batched ones over
-    the models, 0.5-1% of the MLP target's step); otherwise ((h V^T) (U H_m)^T) (with one
-    model there is no batched product to spare, and this order measured 1-2% faster)."""
-    if w.H.shape[0] > 1 and w.B.shape[0] > w.B.shape[1]:
+    the models, 0.5-1% of the MLP target's step at 8 models); otherwise
+    ((h V^T) (U H_m)^T): with one model there is no batched product to spare (this order
+    measured 1-2% faster), and past r models the one-hot bias columns would cost more
+    than the rank-r part (their work grows as the square of the models)."""
+    M, r = w.H.shape[0], w.H.shape[-1]
+    if 1 < M <= r and w.B.shape[0] > w.B.shape[1]:
         return _low_rank_shared_u(h, w, b)
     G = torch.matmul(w.H.transpose(-1, -2), w.U.t())  # (M, r, m) = (U H_m)^T
     out = torch.matmul(h, w.B.t())  # (M, N, m), not a view: autograd lets it change in place
@@ -149,7 +152,8 @@ def _linear_low_rank(h: Tensor, w: LowRank, b: Tensor) -> Tensor:
 
 def _low_rank_shared_u(h: Tensor, w: LowRank, b: Tensor) -> Tensor:
     """``_linear_low_rank`` as h B^T + [Q, e] [U, b^T]^T with Q = (h V^T) H_m^T (M N, r) and e
-    the one-hot of each point's model (M N, M): U and every model's bias enter one GEMM
+    the one-hot of each point's model (M N, M; for a few models only: its columns cost
+    M N M m multiply-adds): U and every model's bias enter one GEMM
     with the shared output side (m outputs), whose backward also gives the biases' gradients;
     the only per-model product is r x r. 256 -> 784 with 8 x 100 points: 10.2 ms forward and
     backward against 11.0 for the other order (F.linear with one shared weight: 8.3)."""
