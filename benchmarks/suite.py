@@ -760,6 +760,7 @@ def render(res: dict, command: str, before: Optional[dict]) -> str:
         "## HyperVAE step over pooled-VAE step, same points",
         "",
         "One training step as `fit` takes it: the `MDLELBO` loss, backward, Adam (`fused=True`), theta not recorded, "
+        "Pyro's validation on the first step only, "
         "the same task batches for both models. Last columns: the steps with `torch.optim.Adam(foreach=True)`, what "
         "`fit` used before (fused is faster for both models, and more so for HyperVAE's 1.8x parameters).",
         "",
@@ -859,13 +860,16 @@ NOTES = [
     "factored, W_t = B + U H_t V (`nets.layers.LowRank`), and a dense layer applies them as "
     "b_t + ((h V^T) H_t^T) U^T + h B^T: the large product with the shared B runs as one matmul over every task's "
     "points (as in the pooled VAE) and the task-dependent part at rank r, instead of building T dense weights and a "
-    "batched matmul. A layer uses the dense weights where they are cheaper (one task, convolutions, small layers: "
-    "`nets.layers._factored_is_cheaper`). A dense weight is built with one large matmul (one `addmm` for one task), "
+    "batched matmul. A layer uses the dense weights where they are cheaper (convolutions, small layers: "
+    "`nets.layers._factored_is_cheaper`); with 2 to r tasks and more outputs than inputs the correction goes through "
+    "U once for all points with the tasks' biases in the same GEMM (`_low_rank_shared_u`). A dense weight is built "
+    "with one large matmul (one `addmm` for one task), "
     "which also serves evaluation (`task_theta`) and HyperGAN's matrix generators.",
     "What is left of the HyperVAE / pooled-VAE gap is not FLOPs (the counted FLOPs differ by ~6-13%): the rank-r "
     "corrections are skinny, memory-bound matmuls with extra passes over the layer's output (a factored layer costs "
     "~1.3x the pooled layer); the hyper-decoder and the u-guide's own encoder trunk are many small operations (they "
-    "dominate at 1 task and at the demo's small sizes); and Adam updates ~1.8x as many parameters in ~4x as many tensors.",
+    "dominate at 1 task and at the demo's small sizes); and Adam updates ~1.8x as many parameters in ~4x as many tensors. "
+    "`benchmarks/step_parts.py` measures each part's share of the pooled VAE's step.",
     "The NLL's evaluation route (no gradients, CPU, one model; `nets.layers.linear_to_image`, `relu`, "
     "`conv_transpose2d`): the conv decoder runs channels-last from its dense layer on (the dense weight's rows put in "
     "(H, W, C) order once per call, so no activation is copied), its ReLUs in place, the last transposed convolution "
@@ -878,9 +882,11 @@ NOTES = [
     "33.7 ms against 37.3 ms eager (0.90x) after a 56 s first call (`--compile` measures it again). Pyro's handlers "
     "break the graph at every sample site, so the library's loss would compile in pieces for less; not adopted. "
     "Pyro's JIT (`JitTrace_ELBO`) is deprecated and gave no speedup.",
-    "Pyro's validation (on by default) costs ~3% of the MLP 784-256-10 step (measured with `pyro.enable_validation(False)`); "
-    "what is left of the Pyro / plain ratio is Pyro's tracing and the Bernoulli log-density of `torch.distributions` "
-    "(`binary_cross_entropy_with_logits`, slower than x l - softplus(l) in the forward pass).",
+    "Pyro's validation (on by default) costs 2-3% of the MLP 784-256-10 step: `fit` checks the first step of a run "
+    "with it and runs the later ones without (`inference/svi.py`), as the steps timed here do. The Bernoulli log "
+    "density is x l - softplus(l) (`nets.likelihoods.BernoulliLogits`), as the plain loss writes it (torch's "
+    "`binary_cross_entropy_with_logits` took more passes). What is left of the Pyro / plain ratio is Pyro's tracing, "
+    "plates and handlers, a cost per step that does not grow with the batch.",
 ]
 
 
