@@ -151,12 +151,12 @@ def _linear_low_rank(h: Tensor, w: LowRank, b: Tensor) -> Tensor:
 
 
 def _low_rank_shared_u(h: Tensor, w: LowRank, b: Tensor) -> Tensor:
-    """``_linear_low_rank`` as h B^T + [Q, e] [U, b^T]^T with Q = (h V^T) H_m^T (M N, r) and e
+    """``_linear_low_rank`` as h B^T + [Q, e] [U, b^T]^T, with Q = (h V^T) H_m^T (M N, r) and e
     the one-hot of each point's model (M N, M; for a few models only: its columns cost
-    M N M m multiply-adds): U and every model's bias enter one GEMM
-    with the shared output side (m outputs), whose backward also gives the biases' gradients;
-    the only per-model product is r x r. 256 -> 784 with 8 x 100 points: 10.2 ms forward and
-    backward against 11.0 for the other order (F.linear with one shared weight: 8.3)."""
+    M N M m multiply-adds). U and every model's bias enter one GEMM on the shared output
+    side, whose backward also gives the biases' gradients; the only per-model product is
+    r x r. 256 -> 784 with 8 x 100 points: 10.2 ms forward and backward against 11.0 for
+    the other order (F.linear with one shared weight: 8.3)."""
     M, N, n = h.shape
     m = w.B.shape[0]
     Q = torch.matmul(F.linear(h, w.V), w.H.transpose(-1, -2)).reshape(M * N, -1)  # (M N, r)
