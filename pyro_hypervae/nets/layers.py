@@ -155,8 +155,9 @@ def _low_rank_shared_u(h: Tensor, w: LowRank, b: Tensor) -> Tensor:
     the one-hot of each point's model (M N, M; for a few models only: its columns cost
     M N M m multiply-adds). U and every model's bias enter one GEMM on the shared output
     side, whose backward also gives the biases' gradients; the only per-model product is
-    r x r. 256 -> 784 with 8 x 100 points: 10.2 ms forward and backward against 11.0 for
-    the other order (F.linear with one shared weight: 8.3)."""
+    r x r. The MLP 784-256-10 target's 256 -> 784 layer at 8 x 100 points, forward and
+    backward, costs 1.57 ms more than with one shared weight (5.71 ms) this way, 2.16 ms
+    more in the other order (``benchmarks/step_parts.py``)."""
     M, N, n = h.shape
     m = w.B.shape[0]
     Q = torch.matmul(F.linear(h, w.V), w.H.transpose(-1, -2)).reshape(M * N, -1)  # (M N, r)
