@@ -14,7 +14,8 @@ one process, alternating, medians (``suite.alternate``):
    with the weights the hyper-decoder generates for the batch's tasks, applied as
    training applies them (``nets.layers.linear``: factored or dense, by its cost rule),
    against the same layer with one shared weight (``F.linear``, the pooled VAE's);
-3. the hyper-decoder alone: u -> every tensor, forward and backward;
+3. the hyper-decoder alone: u -> every tensor, forward and backward through the sum of
+   every generated tensor (that loss's own ops included: an upper bound on its part);
 4. one fused Adam step over each model's parameters.
 
 Prints each as ms and as a share of the pooled VAE's step.
@@ -141,7 +142,7 @@ def report(row: dict) -> str:
         lines.append(f"  layer {layer['weight']}: generated {layer['generated_ms']:.3f} ms, shared {layer['shared_ms']:.3f} ms, "
                      f"extra {share(d)}")
     lines += [f"  all dense layers' extra: {share(extra)}",
-              f"  hyper-decoder alone, every tensor, forward + backward: {share(row['hyper_decoder_ms'])}",
+              f"  hyper-decoder alone, every tensor, forward + backward (an upper bound): {share(row['hyper_decoder_ms'])}",
               f"  Adam: HyperVAE {row['adam_hypervae_ms']:.2f} ms, VAE {row['adam_vae_ms']:.2f} ms, extra "
               f"{share(row['adam_hypervae_ms'] - row['adam_vae_ms'])}"]
     return "\n".join(lines)
