@@ -218,3 +218,23 @@ def test_the_old_path_of_the_before_after_gives_the_same_loss(kind):
     assert out[1][0] == pytest.approx(out[0][0], rel=1e-5)
     for n in out[0][1]:
         torch.testing.assert_close(out[1][1][n], out[0][1][n], rtol=1e-4, atol=1e-5 * float(out[0][1][n].abs().max()) + 1e-7)
+
+
+def test_the_gpu_check_script_runs_its_steps_on_the_cpu(tmp_path):
+    """``benchmarks/gpu_check.sh`` (prepared for a lent GPU) with DEVICE=cpu QUICK=1: every step
+    runs and leaves its log under $OUT."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, DEVICE="cpu", QUICK="1", PYTHON=sys.executable, OUT=str(tmp_path / "out"))
+    done = subprocess.run(["bash", str(root / "benchmarks" / "gpu_check.sh")], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    out = tmp_path / "out"
+    assert {"machine.txt", "test_device.log", "suite.log", "performance_cpu.md", "suite_cpu.json", "train.log"} <= {
+        p.name for p in out.iterdir()}
+    assert " passed" in (out / "test_device.log").read_text()
+    assert "| hypervae |" in (out / "train.log").read_text()
