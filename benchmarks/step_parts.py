@@ -74,7 +74,7 @@ def layer_pairs(hvae, T: int, N: int) -> Dict[str, tuple]:
         B, b1 = layer.B.detach().clone().requires_grad_(), torch.zeros(m, requires_grad=True)
 
         def generated(layer=layer, h=h, go=go, H=H, b=b):
-            linear(h, LowRank(layer.U, H, layer.V, layer.B, layer.shape), b).backward(go)
+            linear(h, layer.factored(H), b).backward(go)
 
         def shared(h=h, go=go, B=B, b1=b1):
             F.linear(h, B, b1).backward(go)
@@ -111,10 +111,8 @@ def run(settings: List[str], reps: int, quick: bool) -> List[dict]:
             theta = hd(u, factored=True)
             sum((w.H.sum() if isinstance(w, LowRank) else w.sum()) for w in theta.values()).backward()
 
-        for p in hvae.parameters():
-            p.grad = torch.zeros_like(p)
         vae = trainers["vae"].model
-        for p in vae.parameters():
+        for p in (*hvae.parameters(), *vae.parameters()):
             p.grad = torch.zeros_like(p)
         adam = {k: torch.optim.Adam(m.parameters(), lr=1e-6, fused=True) for k, m in (("hypervae", hvae), ("vae", vae))}
         t = alternate({"hyper_decoder": hyper_decoder, "adam_hypervae": adam["hypervae"].step, "adam_vae": adam["vae"].step},

@@ -417,8 +417,15 @@ def _pyro_and_plain(s: Setting, device):
         m.train()
     optims = {k: torch.optim.Adam(m.parameters(), lr=3e-4, fused=True) for k, m in models.items()}  # as fit
     elbo = MDLELBO()
-    losses = {"pyro": checked_once(lambda x: elbo.differentiable_loss(models["pyro"].model, models["pyro"].guide, x)),
-              "plain": lambda x: plain_hypervae.plain_loss(models["plain"], x)}
+    def pyro_loss(x):
+        return elbo.differentiable_loss(models["pyro"].model, models["pyro"].guide, x)
+
+    def validated(x):  # Pyro's validation on every step, as fit's loop had it before session 23
+        with pyro.validation_enabled(True):
+            return pyro_loss(x)
+
+    losses = {"pyro": checked_once(pyro_loss), "plain": lambda x: plain_hypervae.plain_loss(models["plain"], x),
+              "pyro_validated": validated}
     return values, batches, models, optims, losses
 
 
@@ -440,13 +447,7 @@ def section_pyro(settings: List[Setting], args, device) -> List[dict]:
     for s in settings:
         (pyro_value, plain_value), batches, models, optims, losses = _pyro_and_plain(s, device)
         step = {k: _stepper(losses[k], optims[k], batches) for k in models}
-        elbo = MDLELBO()
-
-        def validated(x):  # Pyro's validation on every step, as fit's loop had it before session 23
-            with pyro.validation_enabled(True):
-                return elbo.differentiable_loss(models["pyro"].model, models["pyro"].guide, x)
-
-        step["validated"] = _stepper(validated, optims["pyro"], batches)
+        step["validated"] = _stepper(losses["pyro_validated"], optims["pyro"], batches)
 
         def forward(k):
             @torch.no_grad()

@@ -297,7 +297,7 @@ def test_held_out_loss_is_logged_and_early_stopping_keeps_the_best(digits, tmp_p
         fit(build_model(_cfg(patience=2), digits), digits, _cfg(patience=2), progress=False)
 
 
-class _ValidationSpy(_GrowingLoss):
+class _ValidationSpy:
     """Records, per step, whether Pyro's validation is on while the loss is computed."""
 
     def __init__(self):
