@@ -7,9 +7,12 @@ one process, alternating, medians (``suite.alternate``):
 
 1. the step as ``fit`` takes it (``suite.Trainer``) for HyperVAE, for the same HyperVAE
    with its task encoder replaced by a learned constant q(u) = N(c, softplus(s)^2)
-   (the trunk's parameters frozen: no gradient, no Adam), and for the pooled VAE: the
-   difference of the first two ratios to the VAE's is what the amortized u-guide's
-   encoder costs in a step;
+   (the trunk's parameters frozen: no gradient, no Adam), for that stand-in with no
+   weight generated either (every task runs the shared B's: what is left is the u
+   level, Pyro's u site in model and guide and the prior), and for the pooled VAE:
+   the differences of these ratios to the VAE's split the step's extra time into the
+   amortized u-guide's encoder, the generation (hyper-decoder, generated layers,
+   Adam over U, V and the trunk), and the u level;
 2. each weight layer of the target (2-D weights: dense layers), forward and backward,
    with the weights the hyper-decoder generates for the batch's tasks, applied as
    training applies them (``nets.layers.linear``: factored or dense, by its cost rule),
@@ -58,6 +61,23 @@ def without_task_encoder(hvae):
     return other
 
 
+def with_shared_weights(hvae):
+    """``without_task_encoder(hvae)`` whose hyper-decoder returns its B's as one model shared by
+    every task ((1, *shape) each): nothing generated, U, V and the trunk frozen."""
+    other = without_task_encoder(hvae)
+    hd = other.hyper_decoder
+    for name, p in hd.named_parameters():
+        if not name.endswith(".B"):
+            p.requires_grad_(False)
+
+    def forward(u, names=None, factored=False):
+        names = hd.layers.keys() if names is None else names
+        return {n: hd.layers[n].B.reshape((1,) + hd.layers[n].shape) for n in names}
+
+    hd.forward = forward
+    return other
+
+
 def layer_pairs(hvae, T: int, N: int) -> Dict[str, tuple]:
     """{weight name: (generated f+b, shared f+b)} for the target's 2-D weights."""
     target, hd = hvae.target, hvae.hyper_decoder
@@ -93,11 +113,13 @@ def run(settings: List[str], reps: int, quick: bool) -> List[dict]:
         batches = make_batches(data, s.T, s.N, device)
         hvae = build("hypervae", s, data, device)
         trainers = {"hypervae": Trainer(hvae, batches), "no_task_encoder": Trainer(without_task_encoder(hvae), batches),
+                    "shared_weights": Trainer(with_shared_weights(hvae), batches),
                     "vae": Trainer(build("vae", s, data, device), batches)}
         steps = alternate({k: t.step for k, t in trainers.items()}, reps, device)
         vae_ms = steps["vae"] * 1e3
         row = {"name": s.name, "hypervae_ms": steps["hypervae"] * 1e3, "vae_ms": vae_ms,
                "ratio": steps.ratio("hypervae", "vae"), "ratio_without_task_encoder": steps.ratio("no_task_encoder", "vae"),
+               "ratio_shared_weights": steps.ratio("shared_weights", "vae"),
                "layers": []}
         # the share as the two ratios' difference (medians of per-repetition ratios: steadier than a difference of medians)
         row["task_encoder_ms"] = (row["ratio"] - row["ratio_without_task_encoder"]) * vae_ms
@@ -132,7 +154,11 @@ def report(row: dict) -> str:
 
     lines = [f"{row['name']}: HyperVAE step {row['hypervae_ms']:.2f} ms, pooled VAE {v:.2f} ms, ratio {row['ratio']:.3f}",
              f"  the task encoder (u-guide) in the step: {share(row['task_encoder_ms'])}; "
-             f"ratio without it {row['ratio_without_task_encoder']:.3f}"]
+             f"ratio without it {row['ratio_without_task_encoder']:.3f}",
+             f"  the generation (hyper-decoder, generated layers, Adam over U, V, trunk): "
+             f"{share((row['ratio_without_task_encoder'] - row['ratio_shared_weights']) * v)}",
+             f"  the u level (no task encoder, no generation: Pyro's u site, the prior): "
+             f"{share((row['ratio_shared_weights'] - 1) * v)}; ratio {row['ratio_shared_weights']:.3f}"]
     extra = 0.0
     for layer in row["layers"]:
         d = layer["generated_ms"] - layer["shared_ms"]

@@ -161,6 +161,24 @@ def test_the_quick_suite_writes_its_tables(tmp_path):
     assert "## Before and after" in again.read_text()
 
 
+def test_a_bound_inside_the_runs_interval_is_judged_within_noise():
+    """``Timing.ratio_interval`` brackets the median ratio by the repetitions' spread; ``judge``
+    calls a bound met, missed, or within that noise."""
+    import suite
+
+    t = suite.Timing(["a", "b"])
+    t.wall["a"] = [1.2 + 0.01 * (i % 5) for i in range(20)]  # ratios 1.20..1.24, median 1.22
+    t.wall["b"] = [1.0] * 20
+    lo, hi = t.ratio_interval("a", "b")
+    assert t.ratio("a", "b") == pytest.approx(1.22)
+    assert 1.2 <= lo <= t.ratio("a", "b") <= hi <= 1.24 and lo < hi
+    assert suite.judge(1.22, 1.3, [lo, hi]) is True
+    assert suite.judge(1.22, 1.1, [lo, hi]) is False
+    assert suite.judge(1.22, (lo + hi) / 2, [lo, hi]) == "noise"
+    assert suite.judge(1.22, 1.21) is False  # no interval: the median alone decides
+    assert suite.verdict("noise").startswith("**within noise") and suite.verdict(True) == "met"
+
+
 def test_step_parts_measures_every_part(capsys):
     """``benchmarks/step_parts.py --quick``: a row per setting with the u-guide stand-in's step,
     every dense weight layer generated and shared, the hyper-decoder and Adam; the stand-in
@@ -182,6 +200,14 @@ def test_step_parts_measures_every_part(capsys):
     assert trained == {"encoder.stand_in"}
     loc, scale = stand_in.u_guide.encoder(torch.zeros(3, 4, 64))
     assert loc.shape == scale.shape == (3, hvae.u_dim) and bool((scale > 0).all())
+    # the u level alone: every task runs the B's, only they (and the stand-in) train
+    shared = step_parts.with_shared_weights(hvae)
+    trained = {n for n, p in shared.named_parameters() if p.requires_grad}
+    assert trained == {"u_guide.encoder.stand_in"} | {f"hyper_decoder.layers.{n}.B" for n in hvae.target.param_shapes}
+    theta = shared.hyper_decoder(torch.zeros(3, hvae.u_dim))
+    for n, shape in hvae.target.param_shapes.items():
+        assert torch.equal(theta[n], shared.hyper_decoder.layers[n].B.reshape((1,) + tuple(shape)))
+    assert all(0 < r["ratio_shared_weights"] for r in rows)
 
 
 def test_dense_hyper_decoder_is_U_H_V_plus_B_with_leading_dims():
