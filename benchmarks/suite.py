@@ -22,6 +22,10 @@ It prints, and writes as markdown tables (``--out``; the raw numbers with ``--js
 7. HyperGAN's 100-network step, batched against a loop (``hypergan_step.py``);
 8. the targets of issue 15, met or not, with the measured numbers.
 
+The CPU allocator is set as the command line sets it (``keep_freed_memory``: freed
+tensor memory stays in the process between steps; ``--glibc-defaults`` leaves
+glibc's settings alone; ``benchmarks/allocator.py`` measures the difference).
+
 Timing: the functions compared run alternately (the order flipped every
 repetition) in this one process, so the machine's load hits them alike; each
 number is a median over repetitions, after warm-up. Peak memory is measured in
@@ -77,7 +81,7 @@ from step_time import synthetic_28x28  # noqa: E402
 from pyro_hypervae.config import Config  # noqa: E402
 from pyro_hypervae.data import TaskDataset, load_digits  # noqa: E402
 from pyro_hypervae.evaluation.metrics import point_metrics  # noqa: E402
-from pyro_hypervae.inference import MDLELBO  # noqa: E402
+from pyro_hypervae.inference import MDLELBO, keep_freed_memory  # noqa: E402
 from pyro_hypervae.models import build_model  # noqa: E402
 
 DEFAULT_OUT = ROOT / "docs" / "results" / "performance.md"
@@ -743,6 +747,7 @@ def render(res: dict, command: str, before: Optional[dict]) -> str:
         f"Machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), torch {m['torch']}, Pyro {m['pyro']}, "
         f"Python {m['python']}, {m['threads']} torch threads (OMP_NUM_THREADS={m['omp_num_threads']}), device {m['device']}"
         + (f" ({m['gpu']})" if "gpu" in m else "") + f", {m['date']}."
+        + (f" CPU allocator: {m['allocator']}." if "allocator" in m else "")
         + (f" Load average at the start: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min)" if load else "")
         + (f", at the end: {res['load_end'][0]:.1f} / {res['load_end'][1]:.1f} / {res['load_end'][2]:.1f}." if res.get("load_end") else ".")
         + ((" **The machine was shared with other jobs while this ran** (the load plus this run's threads exceeded its cores)"
@@ -959,6 +964,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
     ap.add_argument("--label", default=None, help="what this run measures, recorded in its .json (e.g. 'the code before the change')")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile of the plain loss (compiling takes a minute or more)")
     ap.add_argument("--skip", nargs="*", default=[], choices=list(SECTIONS), help="sections to leave out")
+    ap.add_argument("--glibc-defaults", action="store_true",
+                    help="leave glibc's malloc settings alone (by default the suite keeps freed memory, as the command "
+                         "line does: inference/allocator.py; benchmarks/allocator.py compares the two)")
     args = ap.parse_args(argv)
     if args.reps is None:
         args.reps = 3 if args.quick else 20
@@ -967,6 +975,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
     BUDGET["seconds"] = args.budget_minutes * 60
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    # the CPU allocator as the command line has it (or glibc's defaults): recorded in the machine line
+    allocator = "glibc defaults" if args.glibc_defaults or not keep_freed_memory() else "freed memory kept (keep_freed_memory)"
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device here")
@@ -975,8 +985,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
     command = f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '?')} python benchmarks/suite.py" + "".join(f" {shlex.quote(a)}" for a in given)
     start = BUDGET["start"] = time.perf_counter()
     pyro.set_rng_seed(0)
-    res: dict = {"quick": args.quick, "reps": args.reps, "budget_minutes": args.budget_minutes, "machine": machine(device),
-                 "label": args.label}
+    res: dict = {"quick": args.quick, "reps": args.reps, "budget_minutes": args.budget_minutes,
+                 "machine": machine(device) | {"allocator": allocator}, "label": args.label}
     print(f"machine: {res['machine']}", flush=True)
     res["bmm_peak"] = bmm_peak(device, args.quick, args.reps)
     print(f"bmm peak: {res['bmm_peak']['gflops']:.1f} GFLOP/s", flush=True)

@@ -150,7 +150,7 @@ def test_the_quick_suite_writes_its_tables(tmp_path):
     for heading in ("## Targets (issue 15)", "## Before and after, in one process", "## HyperVAE step over pooled-VAE step", "## The price of the Pyro layer",
                     "## Time per task", "## Importance-sampled NLL throughput", "## Achieved FLOP/s", "## HyperGAN"):
         assert heading in text, heading
-    assert "Machine:" in text and torch.__version__ in text
+    assert "Machine:" in text and torch.__version__ in text and "CPU allocator:" in text
     assert all(r["hypervae_ms"] > 0 and r["hypervae_peak"] > 0 and r["hypervae_flops"] > 0 for r in res["steps"])
     assert all(r["pyro_value"] == pytest.approx(r["plain_value"], rel=1e-5) for r in res["pyro"])
     assert [r["T"] for r in res["tasks"]["rows"]] == [1, 4]

@@ -9,6 +9,7 @@ import sys
 
 from ..checkpoint import CheckpointError
 from ..data.tasks import DataError
+from ..inference.allocator import keep_freed_memory
 from ..inference.svi import NonFiniteLossError
 from . import analysis, discover, hypergan, reproduce, run, score, shards
 
@@ -22,6 +23,7 @@ def main(argv=None) -> int:
         module.register(sub)
     _no_abbreviations(parser)
     args = parser.parse_args(argv)
+    keep_freed_memory()  # freed tensor memory stays in this process between steps (inference/allocator.py)
     try:
         return args.func(args)
     except (DataError, CheckpointError, NonFiniteLossError, ValueError, FileNotFoundError, FileExistsError) as e:

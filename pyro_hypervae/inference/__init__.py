@@ -2,10 +2,12 @@
 Priors p(u) (``PRIORS``), task encoders and u-guides q(u | D) (``TASK_ENCODERS``,
 ``U_GUIDES``), the MDL ELBO, the one SVI loop (``fit`` a whole model, ``refit``
 parts of one; ``fit`` also over torchrun's processes, ``distributed``),
-NUTS over u, and where a model computes (``device``: ``resolve_device``).
+NUTS over u, where a model computes (``device``: ``resolve_device``) and how the
+process keeps freed CPU memory between steps (``allocator``: ``keep_freed_memory``).
 Nothing here imports a model: models (stage 5) compose these parts, and the
 loops take any model with ``model``, ``guide`` and ``parts``."""
 
+from .allocator import keep_freed_memory
 from .device import resolve_device
 from .elbo import MDLELBO, NATS_PER_BIT, MDLTerms, mask_points
 from .nuts import NUTSResult, TaskLogDensity, nuts_u
@@ -20,6 +22,6 @@ __all__ = [
     "AmortizedUGuide", "AutoDeltaUGuide", "AutoNormalUGuide", "MDLELBO", "MDLTerms", "MixturePrior", "NATS_PER_BIT",
     "NUTSResult", "NonFiniteLossError", "PerTaskUGuide", "RandomPointEncoder", "SetEncoder", "StandardNormalPrior",
     "TaskEncoder", "TaskLogDensity", "VampPrior", "amortized_posterior", "fit", "fit_u_guide", "frozen_except",
-    "make_prior", "make_task_encoder", "mask_points", "nuts_u", "part_parameters", "refit", "refit_prior",
+    "keep_freed_memory", "make_prior", "make_task_encoder", "mask_points", "nuts_u", "part_parameters", "refit", "refit_prior",
     "resolve_device", "svi_loop",
 ]
