@@ -925,8 +925,19 @@ NOTES = [
     "What is left of the HyperVAE / pooled-VAE gap is not FLOPs (the counted FLOPs differ by ~6-13%): the rank-r "
     "corrections are skinny, memory-bound matmuls with extra passes over the layer's output (a factored layer costs "
     "~1.3x the pooled layer); the hyper-decoder and the u-guide's own encoder trunk are many small operations (they "
-    "dominate at 1 task and at the demo's small sizes); and Adam updates ~1.8x as many parameters in ~4x as many tensors. "
-    "`benchmarks/step_parts.py` measures each part's share of the pooled VAE's step.",
+    "dominate at 1 task and at the demo's small sizes; a small operation costs ~10 us forward and backward here, a view "
+    "~5 us, and a HyperVAE step runs ~2.9x the pooled VAE's operations); and Adam updates ~1.8x as many parameters in "
+    "~4x as many tensors. `benchmarks/step_parts.py` splits the step's extra time, as shares of the pooled VAE's step "
+    "(session 24, one thread): MLP 784-256-10 at 8 x 100, the u-guide's encoder +0.02, the generation (hyper-decoder, "
+    "generated layers, Adam over U, V and the trunk) +0.24, the u level alone (Pyro's u site and the prior, nothing "
+    "generated) +0.04; the paper's conv at 1 x 100, +0.04, +0.17 and +0.03. Measured and not kept, no faster in the "
+    "step: the generated layers as custom autograd Functions (hand-written backward, fewer graph nodes: 0.98-1.01x), "
+    "`torch.compile` of the hyper-decoder (1.03x, slower), and earlier grouped bias generation, [B; V] in one GEMM, "
+    "a lean ELBO.",
+    "The CPU allocator (`inference.allocator.keep_freed_memory`, which the command line and this suite call): with "
+    "glibc's defaults a conv training step faults in ~3,500 fresh pages; keeping freed memory makes the paper's conv "
+    "step 10-11% faster and the -LL 6% faster, for HyperVAE and the pooled VAE alike (so their ratio does not move), "
+    "measured in fresh processes by `benchmarks/allocator.py` (docs/results/allocator.md).",
     "The NLL's evaluation route (no gradients, CPU, one model; `nets.layers.linear_to_image`, `relu`, "
     "`conv_transpose2d`): the conv decoder runs channels-last from its dense layer on (the dense weight's rows put in "
     "(H, W, C) order once per call, so no activation is copied), its ReLUs in place, the last transposed convolution "
