@@ -1,6 +1,6 @@
 """Where a HyperVAE training step's extra time goes, against the pooled VAE's step.
 
-    OMP_NUM_THREADS=1 python benchmarks/step_parts.py [--quick] [--reps 30] [--settings mlp784 conv]
+    OMP_NUM_THREADS=1 python benchmarks/step_parts.py [--quick] [--reps 30] [--settings mlp784 conv] [--points N]
 
 For the suite's settings (``suite.step_settings``), everything measured side by side in
 one process, alternating, medians (``suite.alternate``):
@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
+import re
 import sys
 from pathlib import Path
 from typing import Dict, List
@@ -39,8 +41,10 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
+from step_time import synthetic_28x28  # noqa: E402
 from suite import Trainer, alternate, build, make_batches, step_settings  # noqa: E402
 
+from pyro_hypervae.inference import keep_freed_memory  # noqa: E402
 from pyro_hypervae.nets.layers import LowRank, linear  # noqa: E402
 
 
@@ -103,12 +107,25 @@ def layer_pairs(hvae, T: int, N: int) -> Dict[str, tuple]:
     return out
 
 
-def run(settings: List[str], reps: int, quick: bool) -> List[dict]:
+def with_points(s, points: int):
+    """The suite's 28x28 setting ``s`` with ``points`` points per task (synthetic images, enough of
+    them per task): how the parts grow with the points a step."""
+    if "28x28" not in s.name:
+        raise SystemExit(f"--points applies to the 28x28 settings, not {s.key!r}")
+    tasks = max(s.T, 4)
+    name = re.sub(r"\d+ tasks? x \d+ points", f"{s.T} task{'s' if s.T > 1 else ''} x {points} points", s.name)
+    return dataclasses.replace(s, name=name, data=lambda: synthetic_28x28(tasks, points + 100),
+                               config=s.config | {"points_per_task": points})
+
+
+def run(settings: List[str], reps: int, quick: bool, points: int | None = None) -> List[dict]:
     device = torch.device("cpu")
     rows = []
     for s in step_settings(quick):
         if s.key not in settings:
             continue
+        if points is not None:
+            s = with_points(s, points)
         data = s.data()
         batches = make_batches(data, s.T, s.N, device)
         hvae = build("hypervae", s, data, device)
@@ -177,8 +194,10 @@ def main(argv=None) -> List[dict]:
     ap.add_argument("--reps", type=int, default=30)
     ap.add_argument("--quick", action="store_true", help="the suite's tiny settings, a few seconds")
     ap.add_argument("--settings", nargs="*", default=["mlp784", "conv"], help="suite setting keys (default mlp784 conv)")
+    ap.add_argument("--points", type=int, default=None, help="points per task instead of the setting's (28x28 settings)")
     args = ap.parse_args(argv)
-    return run(args.settings, args.reps, args.quick)
+    keep_freed_memory()  # the allocator as the command line and the suite have it
+    return run(args.settings, args.reps, args.quick, args.points)
 
 
 if __name__ == "__main__":

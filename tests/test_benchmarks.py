@@ -161,6 +161,34 @@ def test_the_quick_suite_writes_its_tables(tmp_path):
     assert "## Before and after" in again.read_text()
 
 
+def test_the_factored_rule_weighs_the_number_of_models():
+    """``_factored_is_cheaper``: c m n > N (m + n + r) with c = 2 for one model, 4 for several,
+    1.5x that without the input's gradient (``benchmarks/factored_rule.py``: the MLP's 784 -> 256
+    layer on the data at 8 x 400 points takes 0.70x the dense time factored, at 8 x 800 0.92x)."""
+    from pyro_hypervae.nets.layers import _factored_is_cheaper
+
+    def w(M, m=256, n=784, r=20):
+        return LowRank(torch.zeros(m, r), torch.zeros(M, r, r), torch.zeros(r, n), torch.zeros(m, n), (m, n))
+
+    assert _factored_is_cheaper(w(8), 400) and _factored_is_cheaper(w(8), 700)
+    assert not _factored_is_cheaper(w(8), 800)
+    assert _factored_is_cheaper(w(1), 300) and not _factored_is_cheaper(w(1), 400)
+    # no gradient to the input (the first layer, on the data): 1.5x as far
+    assert _factored_is_cheaper(w(1), 500, input_grad=False) and not _factored_is_cheaper(w(1), 600, input_grad=False)
+    assert _factored_is_cheaper(w(8), 1100, input_grad=False) and not _factored_is_cheaper(w(8), 1200, input_grad=False)
+    # the leading dims count as models (particles x tasks)
+    lead = LowRank(torch.zeros(256, 20), torch.zeros(2, 4, 20, 20), torch.zeros(20, 784), torch.zeros(256, 784), (256, 784))
+    assert _factored_is_cheaper(lead, 700)
+
+
+def test_the_factored_rule_benchmark_runs(capsys):
+    import factored_rule
+
+    rows = factored_rule.main(["--quick"])
+    assert {r["rule"] for r in rows} <= {"F", "D"} and all(r["ratio"] > 0 for r in rows)
+    assert "models" in capsys.readouterr().out
+
+
 def test_a_bound_inside_the_runs_interval_is_judged_within_noise():
     """``Timing.ratio_interval`` brackets the median ratio by the repetitions' spread; ``judge``
     calls a bound met, missed, or within that noise."""
@@ -208,6 +236,12 @@ def test_step_parts_measures_every_part(capsys):
     for n, shape in hvae.target.param_shapes.items():
         assert torch.equal(theta[n], shared.hyper_decoder.layers[n].B.reshape((1,) + tuple(shape)))
     assert all(0 < r["ratio_shared_weights"] for r in rows)
+    # --points: the same 28x28 setting with more points per task (and data enough for them)
+    wide = step_parts.with_points(step_settings(False)[1], 300)
+    assert wide.N == 300 and wide.T == 8 and "8 tasks x 300 points" in wide.name
+    assert min(wide.data().counts("train")) >= 300
+    with pytest.raises(SystemExit, match="28x28"):
+        step_parts.with_points(step_settings(True)[0], 300)
 
 
 def test_dense_hyper_decoder_is_U_H_V_plus_B_with_leading_dims():

@@ -16,6 +16,7 @@ plus rank-r corrections. Convolutions build the dense weights (they are small).
 
 from __future__ import annotations
 
+import math
 from typing import Tuple
 
 import torch
@@ -106,24 +107,29 @@ def _only(w: Tensor) -> Tensor:
     return w.reshape(w.shape[1:])
 
 
-def _factored_is_cheaper(w: LowRank, points: int) -> bool:
+def _factored_is_cheaper(w: LowRank, points: int, input_grad: bool = True) -> bool:
     """Building M dense m x n weights costs about M m n r multiply-adds (as much
-    again in the backward pass), then a batched matmul over M distinct weights;
-    applying the factors costs M N r (m + n + r) for N points per model, and the
-    main product runs as one matmul with the shared B. The dense weights' memory
-    traffic makes them dearer than their count says: factored when
-    2 m n > N (m + n + r) (measured on the MLP and conv targets, 4-10 tasks; for
-    one task too, where it spares building, writing and differentiating a
-    3136 x 100 weight: ``benchmarks/step_parts.py``, 2.76 -> 2.45 ms for the paper
-    conv target's encoder dense layer, forward and backward)."""
+    again in the backward pass), then a batched matmul over M distinct weights and
+    M weight gradients of m x n; applying the factors costs M N r (m + n + r) for N
+    points per model, and the main product runs as one matmul with the shared B.
+    Factored when c m n > N (m + n + r), c = 2 for one model, 4 for several, and 1.5x
+    that when no gradient flows to the layer's input (the first layer, on the data):
+    the dense weights' memory traffic and the M smaller products make them dearer than
+    their count says, the more so with more models. Measured with
+    ``benchmarks/factored_rule.py`` (factored time over dense, forward and backward, one
+    thread): the MLP's 784 -> 256 layer on the data at 8 models x 400 points 0.70 (the
+    old c = 2 chose dense there), x 800 0.92, x 1,600 1.07, one model x 400 0.94, x 800
+    1.04; 256 -> 784 at 8 x 400 0.93, x 800 1.06; 3136 -> 100 at 2-8 x 200 0.79-0.85,
+    x 400 1.00-1.08; one model: 3136 -> 100 at 100 points 0.94, at 200 1.10."""
     (m, n), r = w.B.shape, w.H.shape[-1]
-    return 2 * m * n > points * (m + n + r)
+    c = (2 if math.prod(w.lead) == 1 else 4) * (1 if input_grad else 1.5)
+    return c * m * n > points * (m + n + r)
 
 
 def linear(h: Tensor, w: Tensor, b: Tensor) -> Tensor:
     """h: (M, N, in); w: (M, out, in) or (1, out, in), or a ``LowRank``; b: (M, out) -> (M, N, out)."""
     if isinstance(w, LowRank):
-        if _factored_is_cheaper(w, h.shape[1]):
+        if _factored_is_cheaper(w, h.shape[1], h.requires_grad):
             return _linear_low_rank(h, w, b)
         w = w.dense()
     if w.shape[0] == 1:
