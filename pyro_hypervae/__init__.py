@@ -64,7 +64,7 @@ __all__ = [
     "PooledVAE", "RandomPointEncoder", "SCORES", "SetEncoder", "StandardNormalPrior", "TARGETS", "TASK_ENCODERS",
     "TaskDataset", "TaskSampler", "U_GUIDES", "VampPrior", "amortization_gap", "build_model", "compare_models",
     "compare_priors", "compare_to_nuts", "detection_metrics", "estimate", "evaluate", "fit", "fit_u_guide",
-    "keep_freed_memory", "load_dataset", "load_digits", "load_npz", "load_run", "lppd", "make_prior", "make_target", "nuts_u",
-    "outlier_scores", "parse_overrides", "point_metrics", "refit", "refit_prior", "resolve_device", "sample_task",
+    "keep_freed_memory", "load_dataset", "load_digits", "load_npz", "load_run", "lppd", "make_prior", "make_target",
+    "nuts_u", "outlier_scores", "parse_overrides", "point_metrics", "refit", "refit_prior", "resolve_device", "sample_task",
     "task_batch", "to_inference_data",
 ]

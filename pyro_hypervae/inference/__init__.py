@@ -22,6 +22,6 @@ __all__ = [
     "AmortizedUGuide", "AutoDeltaUGuide", "AutoNormalUGuide", "MDLELBO", "MDLTerms", "MixturePrior", "NATS_PER_BIT",
     "NUTSResult", "NonFiniteLossError", "PerTaskUGuide", "RandomPointEncoder", "SetEncoder", "StandardNormalPrior",
     "TaskEncoder", "TaskLogDensity", "VampPrior", "amortized_posterior", "fit", "fit_u_guide", "frozen_except",
-    "keep_freed_memory", "make_prior", "make_task_encoder", "mask_points", "nuts_u", "part_parameters", "refit", "refit_prior",
-    "resolve_device", "svi_loop",
+    "keep_freed_memory", "make_prior", "make_task_encoder", "mask_points", "nuts_u", "part_parameters", "refit",
+    "refit_prior", "resolve_device", "svi_loop",
 ]
