@@ -7,8 +7,8 @@ alternate inside one: each measurement runs in a fresh process, the two settings
 alternating pair after pair (glibc's defaults first in even pairs, kept first in
 odd ones). In each process: the suite's training steps (``suite.Trainer``: HyperVAE
 and the pooled VAE alternating, medians) with the page faults per step, or the
-importance-sampled NLL of the suite's NLL section (the paper's conv target, 1,024
-samples, 16 points). A ratio kept / defaults is taken within each pair (processes
+importance-sampled NLL of the suite's NLL section (``suite.NLLProbe``: the paper's
+conv target, 1,024 samples, 16 points). A ratio kept / defaults is taken within each pair (processes
 run back to back) and the median over pairs is reported. Writes a markdown table
 (``--out``).
 """
@@ -38,7 +38,6 @@ def child(what: str, mode: str, quick: bool, reps: int) -> dict:
     import torch
 
     import suite
-    from pyro_hypervae.evaluation.metrics import point_metrics
     from pyro_hypervae.inference.allocator import keep_freed_memory, why_not_kept
 
     if mode == "kept" and not keep_freed_memory():
@@ -46,19 +45,14 @@ def child(what: str, mode: str, quick: bool, reps: int) -> dict:
     device = torch.device("cpu")
     settings = {s.key: s for s in suite.step_settings(quick)}
     s = settings["mlp784" if what == "mlp784" else "conv"]
-    data = s.data()
     faults = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_minflt  # noqa: E731
-    if what == "nll":
-        model = suite.build("hypervae", s, data, device).eval()
-        n, K, chunk = (4, 16, 8) if quick else (16, 1024, 128)
-        x_train = data.points(0, "train")[: s.N]
-        theta = model.task_theta(x_train.unsqueeze(0))
-        x_eval = data.points(1, "train")[:n]
-        run = lambda: point_metrics(model, x_eval, theta, num_samples=K, chunk=chunk)  # noqa: E731
-        t = suite.alternate({"nll": run}, reps, device, warmup=1)
+    if what == "nll":  # the suite's NLL call
+        nll = suite.NLLProbe.build(s, device, quick)
+        t = suite.alternate({"nll": nll}, reps, device, warmup=1)
         f0 = faults()
-        run()
+        nll()
         return {"nll_ms": t["nll"] * 1e3, "faults": faults() - f0}
+    data = s.data()
     batches = suite.make_batches(data, s.T, s.N, device)
     trainers = {k: suite.Trainer(suite.build(k, s, data, device), batches) for k in ("hypervae", "vae")}
     f0 = faults()

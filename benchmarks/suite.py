@@ -116,9 +116,13 @@ class Timing:
         """Median wall-clock seconds."""
         return statistics.median(self.wall[name])
 
+    def ratios(self, a: str, b: str) -> List[float]:
+        """a's wall-clock time over b's, per repetition (each pair timed back to back)."""
+        return [x / y for x, y in zip(self.wall[a], self.wall[b])]
+
     def ratio(self, a: str, b: str) -> float:
-        """Median over repetitions of a's time over b's, each pair timed back to back."""
-        return statistics.median(x / y for x, y in zip(self.wall[a], self.wall[b]))
+        """Median over repetitions of a's time over b's."""
+        return statistics.median(self.ratios(a, b))
 
     def cpu_ratio(self, a: str, b: str) -> float:
         return statistics.median(x / y for x, y in zip(self.cpu[a], self.cpu[b]))
@@ -128,7 +132,7 @@ class Timing:
         ratios, resampled; scipy's percentile bootstrap, fixed seed): the spread the
         repetitions of this run leave. Runs in different processes spread by more (the
         stored-runs table)."""
-        ratios = [x / y for x, y in zip(self.wall[a], self.wall[b])]
+        ratios = self.ratios(a, b)
         if len(ratios) < 3 or len(set(ratios)) < 2:
             return [min(ratios), max(ratios)]
         ci = scipy.stats.bootstrap((ratios,), statistics.median, confidence_level=level, method="percentile",
@@ -380,7 +384,8 @@ def section_steps(settings: List[Setting], args, device) -> List[dict]:
         fl = {k: count_flops(tr[k].step) for k in tr}
         row = {"key": s.key, "name": s.name, "T": s.T, "N": s.N, "target": s.target, "reps": t.reps,
                "hypervae_ms": t["hypervae"] * 1e3, "vae_ms": t["vae"] * 1e3, "ratio": t.ratio("hypervae", "vae"),
-               "ratio_interval": t.ratio_interval("hypervae", "vae"), "cpu_ratio": t.cpu_ratio("hypervae", "vae"), "ratio_foreach_adam": t.ratio("hypervae_foreach", "vae_foreach"),
+               "ratio_interval": t.ratio_interval("hypervae", "vae"), "cpu_ratio": t.cpu_ratio("hypervae", "vae"),
+               "ratio_foreach_adam": t.ratio("hypervae_foreach", "vae_foreach"),
                "hypervae_foreach_ms": t["hypervae_foreach"] * 1e3, "vae_foreach_ms": t["vae_foreach"] * 1e3,
                "hypervae_peak": mem["hypervae"], "vae_peak": mem["vae"],
                "hypervae_flops": fl["hypervae"], "vae_flops": fl["vae"],
@@ -482,7 +487,8 @@ def section_pyro(settings: List[Setting], args, device) -> List[dict]:
         row = {"key": s.key, "name": s.name, "pyro_value": pyro_value, "plain_value": plain_value, "reps": t.reps,
                "pyro_step_ms": t["pyro_step"] * 1e3, "plain_step_ms": t["plain_step"] * 1e3,
                "step_ratio": t.ratio("pyro_step", "plain_step"),
-               "step_ratio_interval": t.ratio_interval("pyro_step", "plain_step"), "step_cpu_ratio": t.cpu_ratio("pyro_step", "plain_step"),
+               "step_ratio_interval": t.ratio_interval("pyro_step", "plain_step"),
+               "step_cpu_ratio": t.cpu_ratio("pyro_step", "plain_step"),
                "pyro_loss_ms": t["pyro_loss"] * 1e3, "plain_loss_ms": t["plain_loss"] * 1e3,
                "loss_ratio": t.ratio("pyro_loss", "plain_loss"), "checks_ms": t["checks"] * 1e3,
                "validated_step_ms": t["validated_step"] * 1e3, "validated_over_pyro": t.ratio("validated_step", "pyro_step"),
@@ -544,20 +550,40 @@ def section_tasks(args, device) -> dict:
     return {"name": s.name, "rows": rows}
 
 
-def section_nll(settings: List[Setting], args, device) -> List[dict]:
-    n, K, chunk = (4, 16, 8) if args.quick else (16, 1024, 128)
-    rows = []
-    for s in settings:
+@dataclass
+class NLLProbe:
+    """The NLL section's call: a HyperVAE for a setting (eval mode), theta decoded from task 0's
+    first N training points, and ``points`` points of task 1 scored with ``samples`` draws in
+    chunks of ``chunk`` (``point_metrics``)."""
+    model: torch.nn.Module
+    theta: dict
+    x_eval: torch.Tensor
+    samples: int
+    chunk: int
+
+    @classmethod
+    def build(cls, s: Setting, device: torch.device, quick: bool) -> "NLLProbe":
+        n, K, chunk = (4, 16, 8) if quick else (16, 1024, 128)
         data = s.data()
         model = build("hypervae", s, data, device).eval()
         x_train = data.points(0, "train")[: s.N].to(device)
-        x_eval = data.points(1, "train")[:n].to(device)
         theta = model.task_theta(x_train.unsqueeze(0))  # {name: (1, *shape)}
-        target = model.target
-        z = torch.randn(1, n * chunk, target.z_dim, device=device)
+        return cls(model, theta, data.points(1, "train")[:n].to(device), K, chunk)
 
-        def nll(samples=K):
-            return point_metrics(model, x_eval, theta, num_samples=samples, chunk=chunk)
+    @property
+    def points(self) -> int:
+        return len(self.x_eval)
+
+    def __call__(self, samples: Optional[int] = None):
+        return point_metrics(self.model, self.x_eval, self.theta, num_samples=samples or self.samples, chunk=self.chunk)
+
+
+def section_nll(settings: List[Setting], args, device) -> List[dict]:
+    rows = []
+    for s in settings:
+        nll = NLLProbe.build(s, device, args.quick)
+        n, K, chunk, theta, target = nll.points, nll.samples, nll.chunk, nll.theta, nll.model.target
+        z = torch.randn(1, n * chunk, target.z_dim, device=device)
 
         @torch.no_grad()
         def decode(chunks=K // chunk):
@@ -931,7 +957,7 @@ NOTES = [
     "(session 24, one thread): MLP 784-256-10 at 8 x 100, the u-guide's encoder +0.02, the generation (hyper-decoder, "
     "generated layers, Adam over U, V and the trunk) +0.24, the u level alone (Pyro's u site and the prior, nothing "
     "generated) +0.04; the paper's conv at 1 x 100, +0.04, +0.17 and +0.03. Measured and not kept, no faster in the "
-    "step: the generated layers as custom autograd Functions (hand-written backward, fewer graph nodes: 0.98-1.01x), "
+    "step: the generated layers as custom autograd Functions (hand-written backward, fewer graph nodes: 0.98-1.02x), "
     "`torch.compile` of the hyper-decoder (1.03x, slower), and earlier grouped bias generation, [B; V] in one GEMM, "
     "a lean ELBO.",
     "The CPU allocator (`inference.allocator.keep_freed_memory`, which the command line and this suite call): with "
